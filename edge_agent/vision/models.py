@@ -1,0 +1,64 @@
+"""Where model files live and proof that they are the files we measured (sha256)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing or is not the file `models/manifest.json` describes."""
+
+
+def default_models_dir() -> Path:
+    """EDGE_AGENT_MODELS if set, else the `models/` folder beside the package (a checkout)."""
+    configured = os.environ.get("EDGE_AGENT_MODELS")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+@cache
+def _manifest(models_dir: Path) -> dict[str, dict[str, object]]:
+    manifest = models_dir / MANIFEST
+    if not manifest.is_file():
+        raise ModelFileError(
+            f"{manifest}: missing; regenerate models/ with scripts/convert_models.py"
+        )
+    return dict(json.loads(manifest.read_text())["files"])
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expected_sha256(models_dir: Path, name: str) -> str:
+    entry = _manifest(models_dir.resolve()).get(name)
+    if entry is None:
+        raise ModelFileError(f"{models_dir / MANIFEST}: has no entry for {name}")
+    return str(entry["sha256"])
+
+
+def model_path(models_dir: Path, name: str) -> Path:
+    """The verified path of a model file; raises ModelFileError naming the expected sha256."""
+    models_dir = Path(models_dir)
+    path = models_dir / name
+    expected = expected_sha256(models_dir, name)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file missing (expected sha256 {expected})")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelFileError(
+            f"{path}: sha256 is {actual}, expected {expected}; the file is corrupted or "
+            "replaced: restore it from the repository or rerun scripts/convert_models.py"
+        )
+    return path

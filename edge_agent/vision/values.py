@@ -1,0 +1,130 @@
+"""The plain values the vision stage hands on. Images everywhere are RGB uint8, HxWx3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class Point(NamedTuple):
+    x: float
+    y: float
+
+
+class Box(NamedTuple):
+    """Axis-aligned box in frame pixels; (x0, y0) top-left, (x1, y1) bottom-right."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def center(self) -> Point:
+        return Point((self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2)
+
+    def iou(self, other: Box) -> float:
+        ix = min(self.x1, other.x1) - max(self.x0, other.x0)
+        iy = min(self.y1, other.y1) - max(self.y0, other.y0)
+        if ix <= 0 or iy <= 0:
+            return 0.0
+        inter = ix * iy
+        return inter / (self.area + other.area - inter)
+
+
+class Landmarks(NamedTuple):
+    """BlazeFace's six keypoints. "right" and "left" are the subject's own sides, so the
+    right eye appears on the left of an unmirrored image."""
+
+    right_eye: Point
+    left_eye: Point
+    nose_tip: Point
+    mouth: Point
+    right_ear: Point
+    left_ear: Point
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    box: Box
+    score: float
+    landmarks: Landmarks
+
+
+class Gender(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class FaceQuality:
+    """How much an estimate from this face can be trusted."""
+
+    width_px: float  # inter-ocular based face width, robust to loose boxes
+    yaw_deg: float  # approximate, from nose and ear keypoints; 0 is facing the camera
+    pitch_deg: float  # approximate, from nose position between eyes and mouth
+    roll_deg: float  # in-plane tilt of the eye line (alignment removes it)
+    sharpness: float  # variance of the Laplacian of the grey age chip
+    detection_score: float
+
+    @property
+    def frontal(self) -> float:
+        """1.0 facing the camera, 0.0 at 60 degrees of yaw or pitch or more."""
+        worst = max(abs(self.yaw_deg), abs(self.pitch_deg))
+        return max(0.0, 1.0 - worst / 60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """A detection with its demographic estimate. Estimates are None when the face is too
+    small, too turned, too blurred or the model too unsure: reported as unknown, not guessed."""
+
+    detection: Detection
+    quality: FaceQuality
+    p_female: float | None
+    gender: Gender
+    age_years: float | None
+    age_spread_years: float | None  # standard deviation of the age distribution
+    age_bracket: str | None
+    unknown_reasons: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        box = self.detection.box
+        return {
+            "box": [round(v, 1) for v in box],
+            "score": round(self.detection.score, 3),
+            "landmarks": {
+                name: [round(p.x, 1), round(p.y, 1)]
+                for name, p in self.detection.landmarks._asdict().items()
+            },
+            "gender": self.gender.value,
+            "p_female": None if self.p_female is None else round(self.p_female, 3),
+            "age_years": None if self.age_years is None else round(self.age_years, 1),
+            "age_spread_years": (
+                None if self.age_spread_years is None else round(self.age_spread_years, 1)
+            ),
+            "age_bracket": self.age_bracket,
+            "quality": {
+                "width_px": round(self.quality.width_px, 1),
+                "yaw_deg": round(self.quality.yaw_deg, 1),
+                "pitch_deg": round(self.quality.pitch_deg, 1),
+                "roll_deg": round(self.quality.roll_deg, 1),
+                "frontal": round(self.quality.frontal, 2),
+                "sharpness": round(self.quality.sharpness, 1),
+            },
+            "unknown_reasons": list(self.unknown_reasons),
+        }

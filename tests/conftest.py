@@ -1,0 +1,76 @@
+"""Shared fixtures: the real models and real public-domain photos that ship in PyPI packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.vision.analyzer import VisionPipeline, VisionSettings
+from edge_agent.vision.models import default_models_dir
+
+MODELS = default_models_dir()
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return MODELS
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """Eileen Collins, NASA portrait (public domain), 512x512 RGB, from scikit-image."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def grace_hopper() -> np.ndarray:
+    """Grace Hopper, US Navy portrait (public domain), 512x600 RGB, from matplotlib."""
+    import matplotlib.cbook
+
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def cameraman() -> np.ndarray:
+    """scikit-image's "camera" (no known copyright restrictions), grey turned RGB."""
+    from skimage import data
+
+    return np.repeat(data.camera()[..., None], 3, axis=2)
+
+
+@pytest.fixture(scope="session")
+def non_faces() -> dict[str, np.ndarray]:
+    """Scenes without people: a landscape-like launch site, coffee, grass, a cat, noise."""
+    from skimage import data
+
+    rng = np.random.default_rng(7)
+    return {
+        "rocket": data.rocket(),
+        "coffee": data.coffee(),
+        "grass": np.repeat(data.grass()[..., None], 3, axis=2),
+        "cat": data.chelsea(),
+        "noise": rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8),
+        "flat_grey": np.full((480, 640, 3), 128, dtype=np.uint8),
+    }
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> VisionPipeline:
+    return VisionPipeline(VisionSettings(models_dir=MODELS))
+
+
+def place(image: np.ndarray, size: tuple[int, int], at: tuple[int, int], scale: float = 1.0):
+    """Paste a (scaled) image onto a grey canvas of `size` (w, h) at `at` (x, y)."""
+    width, height = size
+    canvas = np.full((height, width, 3), 114, dtype=np.uint8)
+    scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    x, y = at
+    h, w = scaled.shape[:2]
+    canvas[y : y + h, x : x + w] = scaled
+    return canvas
