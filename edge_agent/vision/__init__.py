@@ -1,0 +1,1 @@
+"""The vision stage: frames in, faces with age and gender estimates out."""
