@@ -36,8 +36,9 @@ from edge_agent.vision.values import Box, Detection
 Mode = Literal["detect", "whole"]
 
 _UTKFACE_NAME = re.compile(r"^(\d+)_([01])_")
-# Paddings (fraction of the image side) tried in `whole` mode before giving up.
-_WHOLE_PADDINGS = (0.5, 0.25, 1.0)
+# Padding around a tight crop, as a fraction of its side: `detect` uses the first only,
+# `whole` tries the others before giving up.
+_PADDINGS = (0.5, 0.25, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ def find_face(image: np.ndarray, detector: FaceDetector, mode: Mode) -> Detectio
     """The labelled face in a tight crop, in the crop's own coordinates."""
     height, width = image.shape[:2]
     whole = Box(0, 0, width, height)
-    for fraction in _WHOLE_PADDINGS if mode == "whole" else _WHOLE_PADDINGS[:1]:
+    for fraction in _PADDINGS if mode == "whole" else _PADDINGS[:1]:
         canvas, border = pad_canvas(image, fraction)
         detections = [shift_detection(d, -border, -border) for d in detector.detect(canvas)]
         if detections:

@@ -71,6 +71,14 @@ def estimate_pose(landmarks: Landmarks) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
+def _chip_geometries(detection: Detection) -> list[align.ChipGeometry]:
+    points = align.blazeface_points(detection.landmarks)
+    return [
+        align.chip_geometry(points, align.BLAZEFACE_POINTS, AGE_CHIP),
+        align.chip_geometry(points, align.BLAZEFACE_POINTS, GENDER_CHIP),
+    ]
+
+
 class FaceAnalyzer:
     """Turns detections into faces with demographic estimates (or honest unknowns)."""
 
@@ -84,20 +92,14 @@ class FaceAnalyzer:
 
     def chips(self, image: np.ndarray, detection: Detection) -> tuple[np.ndarray, np.ndarray]:
         """The aligned (age 64 px, gender 32 px) RGB chips of one detection."""
-        points = align.blazeface_points(detection.landmarks)
-        geometries = [
-            align.chip_geometry(points, align.BLAZEFACE_POINTS, AGE_CHIP),
-            align.chip_geometry(points, align.BLAZEFACE_POINTS, GENDER_CHIP),
-        ]
-        age_chip, gender_chip = align.extract_chips(image, geometries)
+        age_chip, gender_chip = align.extract_chips(image, _chip_geometries(detection))
         return age_chip, gender_chip
 
     def analyze(self, image: np.ndarray, detection: Detection) -> Face:
         settings = self.settings
-        points = align.blazeface_points(detection.landmarks)
-        age_geometry = align.chip_geometry(points, align.BLAZEFACE_POINTS, AGE_CHIP)
-        gender_geometry = align.chip_geometry(points, align.BLAZEFACE_POINTS, GENDER_CHIP)
-        age_chip, gender_chip = align.extract_chips(image, [age_geometry, gender_geometry])
+        geometries = _chip_geometries(detection)
+        age_chip, gender_chip = align.extract_chips(image, geometries)
+        age_geometry = geometries[0]
         yaw, pitch, roll = estimate_pose(detection.landmarks)
         grey = cv2.cvtColor(age_chip, cv2.COLOR_RGB2GRAY)
         quality = FaceQuality(
