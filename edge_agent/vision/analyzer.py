@@ -148,7 +148,7 @@ class FaceAnalyzer:
 @dataclass(frozen=True, slots=True)
 class VisionSettings:
     models_dir: Path
-    detector: DetectorVariant = "full_range"
+    detector: DetectorVariant = "full_range_int8"
     min_detection_score: float = 0.5
     precision: Precision = "int8"
     num_threads: int = 1

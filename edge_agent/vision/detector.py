@@ -14,7 +14,7 @@ from edge_agent.vision.models import model_path
 from edge_agent.vision.runtime import Delegate, TfliteModel
 from edge_agent.vision.values import Box, Detection, Landmarks, Point
 
-DetectorVariant = Literal["short_range", "full_range", "full_range_sparse"]
+DetectorVariant = Literal["short_range", "full_range", "full_range_sparse", "full_range_int8"]
 
 KEYPOINTS = 6
 # Raw scores are clipped before the sigmoid, as MediaPipe's calculator does.
@@ -34,6 +34,8 @@ ANCHOR_OPTIONS: dict[DetectorVariant, AnchorOptions] = {
     "short_range": AnchorOptions(128, (8, 16, 16, 16), 1.0),
     "full_range": AnchorOptions(192, (4,), 0.0),
     "full_range_sparse": AnchorOptions(192, (4,), 0.0),
+    # The full-range network quantized by scripts/convert_models.py: same anchors.
+    "full_range_int8": AnchorOptions(192, (4,), 0.0),
 }
 
 
@@ -99,7 +101,7 @@ class FaceDetector:
     def __init__(
         self,
         models_dir: Path,
-        variant: DetectorVariant = "full_range",
+        variant: DetectorVariant = "full_range_int8",
         *,
         min_score: float = 0.5,
         nms_iou: float = 0.3,
