@@ -94,22 +94,13 @@ def pad_canvas(image: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
     return padded, border
 
 
-def shift_detection(detection: Detection, dx: float, dy: float) -> Detection:
-    box = detection.box
-    moved = Box(box.x0 + dx, box.y0 + dy, box.x1 + dx, box.y1 + dy)
-    landmarks = type(detection.landmarks)(
-        *(type(p)(p.x + dx, p.y + dy) for p in detection.landmarks)
-    )
-    return Detection(moved, detection.score, landmarks)
-
-
 def find_face(image: np.ndarray, detector: FaceDetector, mode: Mode) -> Detection | None:
     """The labelled face in a tight crop, in the crop's own coordinates."""
     height, width = image.shape[:2]
     whole = Box(0, 0, width, height)
     for fraction in _PADDINGS if mode == "whole" else _PADDINGS[:1]:
         canvas, border = pad_canvas(image, fraction)
-        detections = [shift_detection(d, -border, -border) for d in detector.detect(canvas)]
+        detections = [d.translated(-border, -border) for d in detector.detect(canvas)]
         if detections:
             return max(detections, key=lambda d: (d.box.iou(whole), d.score))
     return None

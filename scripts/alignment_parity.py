@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.evaluation import find_face, load_rgb, read_labels, shift_detection
+from edge_agent.evaluation import find_face, load_rgb, read_labels
 from edge_agent.vision import align
 from edge_agent.vision.attributes import AGE_CHIP, GENDER_CHIP, AgeGenderEstimator
 from edge_agent.vision.detector import FaceDetector
@@ -97,7 +97,7 @@ def parity(labels: Path, limit: int, reflect_pad: int = 0) -> dict[str, object]:
             # Tight crops put chip corners outside the image, where dlib and we fill
             # differently; mirrored borders take that out of the comparison.
             image = cv2.copyMakeBorder(image, *[reflect_pad] * 4, cv2.BORDER_REFLECT)
-            detection = shift_detection(detection, reflect_pad, reflect_pad)
+            detection = detection.translated(reflect_pad, reflect_pad)
         face = dlib.rectangle(
             reflect_pad, reflect_pad, reflect_pad + width - 1, reflect_pad + height - 1
         )

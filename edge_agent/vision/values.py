@@ -63,6 +63,12 @@ class Detection:
     score: float
     landmarks: Landmarks
 
+    def translated(self, dx: float, dy: float) -> Detection:
+        """The same detection in a frame whose origin is moved by (-dx, -dy)."""
+        box = Box(self.box.x0 + dx, self.box.y0 + dy, self.box.x1 + dx, self.box.y1 + dy)
+        landmarks = Landmarks(*(Point(p.x + dx, p.y + dy) for p in self.landmarks))
+        return Detection(box, self.score, landmarks)
+
 
 class Gender(StrEnum):
     FEMALE = "female"
