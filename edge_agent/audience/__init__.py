@@ -1,0 +1,1 @@
+"""The audience stage: tracks people across frames and turns them into aggregate counts."""

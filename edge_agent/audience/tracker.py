@@ -1,0 +1,185 @@
+"""Follow faces across frames: stable track ids, tentative until seen a few times, lost after
+a while unseen.
+
+Association uses box overlap and keypoint distance against where each track is predicted to
+be (constant velocity), so a face still matches when the reader skipped frames. There is no
+re-identification by appearance, on purpose: a person who leaves and comes back is a new
+track and is counted again. Nothing that could recognise a person is ever computed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from edge_agent.vision.values import Box, Detection
+
+
+class TrackState(StrEnum):
+    TENTATIVE = "tentative"  # seen, not yet often enough to count as a person
+    CONFIRMED = "confirmed"
+    ENDED = "ended"  # unseen for longer than `lost_after_s`; final
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    confirm_hits: int = 3  # detections before a track counts as a person
+    confirm_within_s: float = 1.0  # ... and they must come this soon, or the track is dropped
+    lost_after_s: float = 1.5  # unseen this long: the person has left
+    min_iou: float = 0.2  # to the predicted box, to be the same face ...
+    max_keypoint_shift: float = 0.6  # ... or keypoints within this many face widths
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedFace:
+    """One track as of one frame."""
+
+    track_id: int
+    state: TrackState
+    detection: Detection  # the latest detection matched to the track
+    matched_now: bool  # False while coasting through a missed detection
+    first_seen: float  # monotonic seconds
+    last_seen: float
+    hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerUpdate:
+    """What one frame changed: the live tracks, and the tracks that ended with this frame."""
+
+    timestamp: float
+    tracks: tuple[TrackedFace, ...]
+    confirmed_now: tuple[int, ...]
+    ended: tuple[TrackedFace, ...]  # confirmed tracks that ended; dropped tentatives are not
+    matches: tuple[tuple[int, int], ...]  # (detection index, track id) for this frame
+
+
+@dataclass(slots=True)
+class _Track:
+    track_id: int
+    detection: Detection
+    first_seen: float
+    last_seen: float
+    hits: int = 1
+    state: TrackState = TrackState.TENTATIVE
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px/s of the centre
+
+    def predicted_box(self, timestamp: float) -> Box:
+        dx, dy = self.velocity * (timestamp - self.last_seen)
+        box = self.detection.box
+        return Box(box.x0 + dx, box.y0 + dy, box.x1 + dx, box.y1 + dy)
+
+    def snapshot(self, matched_now: bool) -> TrackedFace:
+        return TrackedFace(
+            track_id=self.track_id,
+            state=self.state,
+            detection=self.detection,
+            matched_now=matched_now,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            hits=self.hits,
+        )
+
+
+def _keypoints(detection: Detection) -> np.ndarray:
+    return np.array(detection.landmarks[:4], dtype=np.float64)
+
+
+class Tracker:
+    """Greedy association on a small cost matrix: a shop display sees a handful of faces,
+    where greedy and optimal assignment agree and greedy costs microseconds."""
+
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        self._tracks: list[_Track] = []
+        self._ids = itertools.count(1)
+
+    def update(self, detections: Sequence[Detection], timestamp: float) -> TrackerUpdate:
+        settings = self.settings
+        pairs = self._associate(detections, timestamp)
+        matched_detections = {detection_index for detection_index, _ in pairs}
+        confirmed_now: list[int] = []
+        for detection_index, track_index in pairs:
+            track = self._tracks[track_index]
+            detection = detections[detection_index]
+            elapsed = timestamp - track.last_seen
+            if elapsed > 0:
+                old, new = track.detection.box.center, detection.box.center
+                measured = np.array([new.x - old.x, new.y - old.y]) / elapsed
+                # Smoothed, so one jittery box does not fling the prediction away.
+                track.velocity = 0.5 * track.velocity + 0.5 * measured
+            track.detection = detection
+            track.last_seen = timestamp
+            track.hits += 1
+            if track.state is TrackState.TENTATIVE and track.hits >= settings.confirm_hits:
+                track.state = TrackState.CONFIRMED
+                confirmed_now.append(track.track_id)
+        for index, detection in enumerate(detections):
+            if index not in matched_detections:
+                track = _Track(next(self._ids), detection, timestamp, timestamp)
+                if settings.confirm_hits <= 1:
+                    track.state = TrackState.CONFIRMED
+                    confirmed_now.append(track.track_id)
+                self._tracks.append(track)
+                pairs.append((index, len(self._tracks) - 1))
+        matches = tuple(sorted((d, self._tracks[t].track_id) for d, t in pairs))
+        matched_ids = {track_id for _, track_id in matches}
+
+        live: list[_Track] = []
+        ended: list[TrackedFace] = []
+        for track in self._tracks:
+            unseen = timestamp - track.last_seen
+            too_slow = (
+                track.state is TrackState.TENTATIVE
+                and timestamp - track.first_seen > settings.confirm_within_s
+            )
+            if unseen > settings.lost_after_s or too_slow:
+                if track.state is TrackState.CONFIRMED:
+                    track.state = TrackState.ENDED
+                    ended.append(track.snapshot(matched_now=False))
+                continue
+            live.append(track)
+        self._tracks = live
+        return TrackerUpdate(
+            timestamp=timestamp,
+            tracks=tuple(t.snapshot(matched_now=t.track_id in matched_ids) for t in live),
+            confirmed_now=tuple(confirmed_now),
+            ended=tuple(ended),
+            matches=matches,
+        )
+
+    def _associate(
+        self, detections: Sequence[Detection], timestamp: float
+    ) -> list[tuple[int, int]]:
+        """(detection index, track index) pairs, best first, each side used once."""
+        settings = self.settings
+        candidates: list[tuple[float, int, int]] = []
+        for t, track in enumerate(self._tracks):
+            predicted = track.predicted_box(timestamp)
+            shift = np.array(predicted.center) - np.array(track.detection.box.center)
+            track_points = _keypoints(track.detection) + shift
+            width = max(track.detection.box.width, 1.0)
+            for d, detection in enumerate(detections):
+                overlap = predicted.iou(detection.box)
+                distance = float(
+                    np.linalg.norm(_keypoints(detection) - track_points, axis=1).mean() / width
+                )
+                if overlap < settings.min_iou and distance > settings.max_keypoint_shift:
+                    continue
+                # Lower is better: overlap and keypoint agreement both count.
+                candidates.append(((1.0 - overlap) + distance, d, t))
+        candidates.sort()
+        used_detections: set[int] = set()
+        used_tracks: set[int] = set()
+        pairs: list[tuple[int, int]] = []
+        for _, d, t in candidates:
+            if d in used_detections or t in used_tracks:
+                continue
+            used_detections.add(d)
+            used_tracks.add(t)
+            pairs.append((d, t))
+        return pairs

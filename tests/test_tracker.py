@@ -1,0 +1,123 @@
+"""The tracker on real detector output of generated footage: faces moving over a canvas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_agent.audience.tracker import Tracker, TrackerSettings, TrackState
+from edge_agent.vision.detector import FaceDetector
+from edge_agent.vision.values import Box, Detection, Landmarks, Point
+
+FPS = 15.0
+SIZE = (640, 480)
+
+
+@pytest.fixture(scope="module")
+def detector(models_dir) -> FaceDetector:
+    return FaceDetector(models_dir)
+
+
+@pytest.fixture(scope="module")
+def people(astronaut, cameraman) -> dict[str, np.ndarray]:
+    """Head-and-shoulders cut-outs, about 150 px wide."""
+    return {"astronaut": astronaut[40:240, 130:320], "cameraman": cameraman[60:260, 140:330]}
+
+
+def render(positions: dict[str, tuple[int, int]], people: dict[str, np.ndarray]) -> np.ndarray:
+    frame = np.full((SIZE[1], SIZE[0], 3), 150, dtype=np.uint8)
+    frame[:, :, 1] = np.linspace(120, 180, SIZE[0], dtype=np.uint8)[None, :]
+    for name, (x, y) in positions.items():
+        patch = people[name]
+        h, w = patch.shape[:2]
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + w, SIZE[0]), min(y + h, SIZE[1])
+        if x1 > x0 and y1 > y0:
+            frame[y0:y1, x0:x1] = patch[y0 - y : y1 - y, x0 - x : x1 - x]
+    return frame
+
+
+def run(tracker: Tracker, detector: FaceDetector, frames: list[tuple[float, np.ndarray]]):
+    return [tracker.update(detector.detect(image), t) for t, image in frames]
+
+
+def walk(start: int, step: int, count: int, y: int) -> list[tuple[int, int]]:
+    return [(start + step * i, y) for i in range(count)]
+
+
+def test_two_people_keep_their_ids_while_walking(detector, people):
+    # They pass each other on different rows (no occlusion), one walking each way.
+    astronaut_path = walk(20, 10, 40, 10)
+    cameraman_path = walk(440, -10, 40, 270)
+    frames = [
+        (i / FPS, render({"astronaut": a, "cameraman": c}, people))
+        for i, (a, c) in enumerate(zip(astronaut_path, cameraman_path, strict=True))
+    ]
+    updates = run(Tracker(), detector, frames)
+    confirmed_ids = {cid for u in updates for cid in u.confirmed_now}
+    assert len(confirmed_ids) == 2
+    # Each id stays on its person (top row: the astronaut) through and after the crossing.
+    top_ids, bottom_ids = set(), set()
+    for update in updates[5:]:
+        assert [t.state for t in update.tracks] == [TrackState.CONFIRMED] * 2
+        top, bottom = sorted(update.tracks, key=lambda t: t.detection.box.y0)
+        top_ids.add(top.track_id)
+        bottom_ids.add(bottom.track_id)
+    assert len(top_ids) == len(bottom_ids) == 1 and top_ids != bottom_ids
+
+
+def test_skipped_frames_do_not_break_a_track(detector, people):
+    # The reader hands over only the newest frame: here every fourth frame arrives.
+    path = walk(20, 10, 48, 150)[::4]
+    frames = [(4 * i / FPS, render({"astronaut": p}, people)) for i, p in enumerate(path)]
+    updates = run(Tracker(), detector, frames)
+    assert len({cid for u in updates for cid in u.confirmed_now}) == 1
+    assert all(len(u.tracks) == 1 for u in updates)
+
+
+def test_short_gap_keeps_the_id_long_absence_ends_the_track(detector, people):
+    settings = TrackerSettings(lost_after_s=1.0)
+    tracker = Tracker(settings)
+    here = render({"astronaut": (200, 150)}, people)
+    empty = render({}, people)
+    timeline = [here] * 6 + [empty] * 5 + [here] * 6 + [empty] * 20 + [here] * 6
+    updates = run(tracker, detector, [(i / FPS, image) for i, image in enumerate(timeline)])
+    first_id = updates[5].tracks[0].track_id
+    # 5 empty frames = 0.33 s < 1 s: the same person.
+    assert updates[12].tracks[0].track_id == first_id
+    ended = [t for u in updates for t in u.ended]
+    assert [t.track_id for t in ended] == [first_id]
+    assert ended[0].last_seen == pytest.approx(16 / FPS)
+    # Back after 1.3 s: a new person by design (no re-identification).
+    assert updates[-1].tracks[0].track_id != first_id
+    assert updates[-1].tracks[0].state is TrackState.CONFIRMED
+
+
+def test_flicker_never_becomes_a_person():
+    tracker = Tracker(TrackerSettings(confirm_hits=3, confirm_within_s=1.0, lost_after_s=0.5))
+    ghost = _detection(300, 200, 60)
+    updates = [tracker.update([ghost] if i == 0 else [], i / FPS) for i in range(20)]
+    assert all(not u.confirmed_now and not u.ended for u in updates)
+    assert updates[-1].tracks == ()
+
+
+def test_matches_report_which_detection_went_to_which_track():
+    tracker = Tracker(TrackerSettings(confirm_hits=1))
+    left, right = _detection(100, 100, 60), _detection(400, 100, 60)
+    first = tracker.update([left, right], 0.0)
+    second = tracker.update([right, left], 0.1)  # same people, listed the other way round
+    ids = dict(first.matches)
+    assert dict(second.matches) == {0: ids[1], 1: ids[0]}
+
+
+def _detection(x: float, y: float, size: float) -> Detection:
+    def at(fx: float, fy: float) -> Point:
+        return Point(x + fx * size, y + fy * size)
+
+    return Detection(
+        Box(x, y, x + size, y + size),
+        0.9,
+        Landmarks(
+            at(0.3, 0.4), at(0.7, 0.4), at(0.5, 0.6), at(0.5, 0.8), at(0.05, 0.5), at(0.95, 0.5)
+        ),
+    )
