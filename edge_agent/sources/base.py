@@ -1,0 +1,122 @@
+"""The one interface every source implements, in the spirit of picamera2: open, read, close.
+
+A source is used from one thread at a time (the reader thread, or an evaluation loop). It
+is not opened by its constructor, so a factory can build one cheaply and a failed open can be
+retried by building another.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+from edge_agent.sources.values import Frame
+
+
+class SourceError(RuntimeError):
+    """The source cannot be opened or has broken; the message names the source."""
+
+
+class EndOfStream(SourceError):
+    """A finite source (a file or folder without loop) has no more frames."""
+
+
+class FrameSource(ABC):
+    """A camera, stream, video file or image folder that produces RGB frames."""
+
+    @abstractmethod
+    def open(self) -> None:
+        """Acquire the device or file. Raises SourceError naming the source on failure."""
+
+    @abstractmethod
+    def read(self, timeout: float) -> Frame | None:
+        """The next frame; None when none came within `timeout` seconds (where the backend
+        can time out at all). Raises EndOfStream at the end of a finite source and
+        SourceError when the source broke; after either, close it and open a new one."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device or file. Safe to call twice, or without a successful open."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short human description for logs, without secrets (URL passwords are masked)."""
+
+    def frames(self, timeout: float = 1.0) -> Iterator[Frame]:
+        """Every frame until the source ends: for evaluation and tools, not the live daemon
+        (which uses LatestFrameReader so it never falls behind)."""
+        while True:
+            try:
+                frame = self.read(timeout)
+            except EndOfStream:
+                return
+            if frame is not None:
+                yield frame
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, so it can go into logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """A contiguous RGB uint8 HxWx3 copy of a BGR (OpenCV, picamera2 "RGB888"), BGRA or grey
+    image."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class Pacer:
+    """Spaces frames `1 / fps` apart in real time, for playing a file as if it were live.
+
+    It never bursts to catch up: after falling more than a second behind (a slow consumer, a
+    suspended process) it starts counting again from now.
+    """
+
+    def __init__(self, fps: float) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.interval = 1.0 / fps
+        self._due: float | None = None
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._due is None or now - self._due > 1.0:
+            self._due = now
+        elif self._due > now:
+            time.sleep(self._due - now)
+        self._due += self.interval

@@ -1,0 +1,45 @@
+"""The plain values a frame source hands on. Images are RGB uint8, HxWx3, like everywhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One captured image.
+
+    `index` is a sequence number that only ever grows for the producer that hands the frame
+    out: a source counts its own reads; `LatestFrameReader` renumbers across reconnects so the
+    pipeline never sees the count start again. Gaps mean frames were skipped.
+    """
+
+    index: int
+    monotonic: float  # time.monotonic() at capture: for durations, immune to clock changes
+    wall_time: float  # time.time() at capture: for reports
+    image: np.ndarray  # RGB uint8, HxWx3
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStats:
+    """What a `LatestFrameReader` has seen so far, for logs, health checks and telemetry."""
+
+    frames_read: int  # frames the source produced
+    frames_delivered: int  # frames handed to the pipeline by latest()
+    frames_skipped: int  # frames replaced by a newer one before anybody took them
+    reconnects: int  # attempts to open the source again after it failed, stalled or vanished
+    last_error: str | None  # the most recent failure, None before the first one
+    stalled: bool  # open, but no frame for longer than the stall timeout
+    connected: bool  # the source is open now
+    ended: bool = False  # a finite source (file without loop) reached its end
+    retry_in_s: float = 0.0  # the back-off delay before the next reconnect attempt
