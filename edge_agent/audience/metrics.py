@@ -1,0 +1,261 @@
+"""Audience measurement in the industry's vocabulary, per closed time window.
+
+Definitions (also in the README):
+
+- passer-by (opportunity to see): a confirmed track — a face seen `confirm_hits` times.
+- dwell time: from a person's first to last detection.
+- looking: the face is frontal within `viewer_max_yaw_deg` / `viewer_max_pitch_deg`, as read
+  from its keypoints in that frame.
+- attention time: total time spent looking.
+- viewer: a passer-by who looked for at least `viewer_min_attention_s` without a break.
+- current viewers: confirmed people looking right now.
+
+A person is counted once, in the window in which they leave, with their whole dwell and
+attention: nothing is counted twice and every number is complete when published. Segments
+(gender x age bracket) smaller than `min_segment_size` are folded into "other" before a
+report leaves this module, so no small group can be singled out.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+from edge_agent.audience.fusion import UNKNOWN, PersonEstimate
+from edge_agent.audience.tracker import TrackerUpdate, TrackState
+from edge_agent.vision.analyzer import estimate_pose
+from edge_agent.vision.values import Landmarks
+
+OTHER = "other"
+UNKNOWN_SEGMENT = "unknown"
+# Longer gaps between two frames of a track are not counted as attention.
+_MAX_ATTENTION_STEP_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceSettings:
+    window_s: float = 60.0
+    min_segment_size: int = 5
+    viewer_max_yaw_deg: float = 30.0
+    viewer_max_pitch_deg: float = 25.0
+    viewer_min_attention_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PersonVisit:
+    """One person's visit, kept in memory only until it is folded into a report."""
+
+    track_id: int
+    dwell_s: float
+    attention_s: float
+    longest_look_s: float
+    viewer: bool
+    estimate: PersonEstimate
+
+    @property
+    def segment(self) -> str:
+        estimate = self.estimate
+        if estimate.gender.value == UNKNOWN_SEGMENT or estimate.age_bracket is None:
+            return UNKNOWN_SEGMENT
+        return f"{estimate.gender.value}/{estimate.age_bracket}"
+
+
+@dataclass(frozen=True, slots=True)
+class DurationStats:
+    count: int
+    mean_s: float
+    median_s: float
+    p90_s: float
+    max_s: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> DurationStats:
+        if not values:
+            return cls(0, 0.0, 0.0, 0.0, 0.0)
+        ordered = sorted(values)
+        p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+        return cls(
+            count=len(values),
+            mean_s=round(statistics.fmean(values), 2),
+            median_s=round(statistics.median(values), 2),
+            p90_s=round(p90, 2),
+            max_s=round(ordered[-1], 2),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceSnapshot:
+    """Who is in front of the screen now, reduced to what ad rules need."""
+
+    timestamp: float
+    present: int
+    viewers_now: int
+    segments: dict[str, int]  # "female/20-34" -> people present now
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceReport:
+    """One closed window. Counts only; segments below the threshold are folded."""
+
+    window_start_wall: float
+    window_end_wall: float
+    passers_by: int
+    viewers: int
+    segments: dict[str, int]  # passers-by per "gender/bracket", "unknown" and "other"
+    viewer_segments: dict[str, int]
+    dwell: DurationStats
+    attention: DurationStats  # viewers only
+    min_segment_size: int
+
+
+def fold_small_segments(counts: Counter[str], minimum: int) -> dict[str, int]:
+    """Segments with fewer than `minimum` people go into "other"."""
+    folded: Counter[str] = Counter()
+    for segment, count in counts.items():
+        folded[segment if count >= minimum else OTHER] += count
+    return dict(sorted(folded.items()))
+
+
+@dataclass(slots=True)
+class _Presence:
+    first_seen: float
+    last_seen: float
+    last_frame: float
+    attention_s: float = 0.0
+    look_streak_s: float = 0.0
+    longest_look_s: float = 0.0
+    looking_now: bool = False
+    confirmed: bool = False
+    estimate: PersonEstimate = UNKNOWN
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float  # monotonic
+    start_wall: float
+    visits: list[PersonVisit] = field(default_factory=list)
+
+
+class Audience:
+    """Consumes tracker updates frame by frame; closes a window every `window_s`."""
+
+    def __init__(self, settings: AudienceSettings | None = None) -> None:
+        self.settings = settings or AudienceSettings()
+        self._presence: dict[int, _Presence] = {}
+        self._window: _Window | None = None
+
+    def update(
+        self, update: TrackerUpdate, estimates: dict[int, PersonEstimate], wall_time: float
+    ) -> tuple[AudienceSnapshot, AudienceReport | None]:
+        """Feed one frame. `estimates` maps track ids to their fused demographics; the last
+        one seen for a track is what its visit is counted with when it ends."""
+        now = update.timestamp
+        if self._window is None:
+            self._window = _Window(now, wall_time)
+        for track in update.tracks:
+            presence = self._presence.get(track.track_id)
+            if presence is None:
+                presence = _Presence(track.first_seen, track.last_seen, now)
+                self._presence[track.track_id] = presence
+            self._observe(presence, track.matched_now, track.detection.landmarks, now)
+            presence.last_seen = track.last_seen
+            presence.confirmed = track.state is TrackState.CONFIRMED
+            presence.estimate = estimates.get(track.track_id, presence.estimate)
+        for track in update.ended:
+            self._end_visit(track.track_id)
+        # Tentative tracks that were dropped never became people.
+        live = {track.track_id for track in update.tracks}
+        for track_id in list(self._presence):
+            if track_id not in live:
+                del self._presence[track_id]
+        snapshot = self._snapshot(update, estimates)
+        report = None
+        if now - self._window.start >= self.settings.window_s:
+            report = self._close_window(now, wall_time)
+        return snapshot, report
+
+    def flush(
+        self, now: float, wall_time: float, estimates: dict[int, PersonEstimate]
+    ) -> AudienceReport:
+        """Close the current window early (clean shutdown): people still present are counted."""
+        for track_id, presence in list(self._presence.items()):
+            if presence.confirmed:
+                presence.estimate = estimates.get(track_id, presence.estimate)
+                self._end_visit(track_id)
+        self._presence.clear()
+        if self._window is None:
+            self._window = _Window(now, wall_time)
+        return self._close_window(now, wall_time)
+
+    def _observe(
+        self, presence: _Presence, matched: bool, landmarks: Landmarks, now: float
+    ) -> None:
+        step = min(now - presence.last_frame, _MAX_ATTENTION_STEP_S)
+        looking = False
+        if matched:
+            yaw, pitch, _ = estimate_pose(landmarks)
+            looking = (
+                abs(yaw) <= self.settings.viewer_max_yaw_deg
+                and abs(pitch) <= self.settings.viewer_max_pitch_deg
+            )
+        if looking and presence.looking_now:
+            presence.attention_s += step
+            presence.look_streak_s += step
+            presence.longest_look_s = max(presence.longest_look_s, presence.look_streak_s)
+        elif not looking:
+            presence.look_streak_s = 0.0
+        presence.looking_now = looking
+        presence.last_frame = now
+
+    def _end_visit(self, track_id: int) -> None:
+        presence = self._presence.pop(track_id, None)
+        if presence is None or self._window is None:
+            return
+        self._window.visits.append(
+            PersonVisit(
+                track_id=track_id,
+                dwell_s=presence.last_seen - presence.first_seen,
+                attention_s=presence.attention_s,
+                longest_look_s=presence.longest_look_s,
+                viewer=presence.longest_look_s >= self.settings.viewer_min_attention_s,
+                estimate=presence.estimate,
+            )
+        )
+
+    def _snapshot(
+        self, update: TrackerUpdate, estimates: dict[int, PersonEstimate]
+    ) -> AudienceSnapshot:
+        confirmed = [t for t in update.tracks if t.state is TrackState.CONFIRMED]
+        segments: Counter[str] = Counter()
+        viewers_now = 0
+        for track in confirmed:
+            presence = self._presence.get(track.track_id)
+            if presence is not None and presence.looking_now:
+                viewers_now += 1
+            estimate = estimates.get(track.track_id)
+            if estimate is None or estimate.age_bracket is None:
+                segments[UNKNOWN_SEGMENT] += 1
+            else:
+                segments[f"{estimate.gender.value}/{estimate.age_bracket}"] += 1
+        return AudienceSnapshot(update.timestamp, len(confirmed), viewers_now, dict(segments))
+
+    def _close_window(self, now: float, wall_time: float) -> AudienceReport:
+        window = self._window
+        assert window is not None
+        visits = window.visits
+        viewers = [v for v in visits if v.viewer]
+        k = self.settings.min_segment_size
+        report = AudienceReport(
+            window_start_wall=window.start_wall,
+            window_end_wall=wall_time,
+            passers_by=len(visits),
+            viewers=len(viewers),
+            segments=fold_small_segments(Counter(v.segment for v in visits), k),
+            viewer_segments=fold_small_segments(Counter(v.segment for v in viewers), k),
+            dwell=DurationStats.of([v.dwell_s for v in visits]),
+            attention=DurationStats.of([v.attention_s for v in viewers]),
+            min_segment_size=k,
+        )
+        self._window = _Window(now, wall_time)
+        return report

@@ -1,0 +1,148 @@
+"""Fusion and audience metrics, fed by the real tracker."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_agent.audience.fusion import DemographicsFusion, PersonEstimate
+from edge_agent.audience.metrics import (
+    Audience,
+    AudienceSettings,
+    DurationStats,
+    fold_small_segments,
+)
+from edge_agent.audience.tracker import Tracker, TrackerSettings
+from edge_agent.vision.values import (
+    Box,
+    Detection,
+    Face,
+    FaceQuality,
+    Gender,
+    Landmarks,
+    Point,
+)
+
+FPS = 10.0
+
+
+def detection(x: float, y: float = 100, size: float = 80, turned: bool = False) -> Detection:
+    def at(fx: float, fy: float) -> Point:
+        return Point(x + fx * size, y + fy * size)
+
+    # A turned head: nose and mouth swing most of the way to one ear.
+    nose, mouth = (at(0.88, 0.6), at(0.8, 0.8)) if turned else (at(0.5, 0.6), at(0.5, 0.8))
+    marks = Landmarks(at(0.3, 0.4), at(0.7, 0.4), nose, mouth, at(0.05, 0.5), at(0.95, 0.5))
+    return Detection(Box(x, y, x + size, y + size), 0.9, marks)
+
+
+def face(p_female: float, age: float, width: float = 80, frontal_yaw: float = 0) -> Face:
+    quality = FaceQuality(width, frontal_yaw, 0, 0, 500, 0.9)
+    gender = (
+        Gender.FEMALE if p_female > 0.65 else Gender.MALE if p_female < 0.35 else Gender.UNKNOWN
+    )
+    return Face(detection(0), quality, p_female, gender, age, 3.0, None)
+
+
+def test_fusion_weights_good_samples_and_then_stops():
+    fusion = DemographicsFusion(samples_needed=3)
+    assert fusion.needs_sample(7)
+    fusion.add(7, face(0.9, 30))
+    fusion.add(7, face(0.2, 70, width=10, frontal_yaw=55))  # tiny, turned: little weight
+    estimate = fusion.add(7, face(0.8, 34))
+    assert estimate.final and not fusion.needs_sample(7)
+    assert estimate.gender is Gender.FEMALE
+    assert 30 <= estimate.age_years < 36
+    assert estimate.age_bracket in {"20-34", "35-54"}
+    # Final means final: more samples change nothing.
+    assert fusion.add(7, face(0.0, 80)) == estimate
+    fusion.forget(7)
+    assert fusion.needs_sample(7) and fusion.estimate(7).samples == 0
+
+
+def test_unknown_faces_add_nothing():
+    fusion = DemographicsFusion(samples_needed=2)
+    unknown = Face(detection(0), FaceQuality(10, 0, 0, 0, 500, 0.9), None, Gender.UNKNOWN,
+                   None, None, None, ("too_small",))  # fmt: skip
+    assert fusion.add(1, unknown).samples == 0
+    assert fusion.needs_sample(1)
+
+
+def run_visit(audience, tracker, frames, estimate_by_id=None, start=0.0):
+    reports, snapshots = [], []
+    for i, detections in enumerate(frames):
+        t = start + i / FPS
+        update = tracker.update(detections, t)
+        estimates = {tid: estimate_by_id for tid in (t.track_id for t in update.tracks)}
+        snapshot, report = audience.update(update, estimates if estimate_by_id else {}, 1000 + t)
+        snapshots.append(snapshot)
+        if report:
+            reports.append(report)
+    return snapshots, reports
+
+
+def test_viewer_needs_a_long_enough_look_and_dwell_is_measured():
+    tracker = Tracker(TrackerSettings(confirm_hits=2, lost_after_s=0.5))
+    audience = Audience(AudienceSettings(window_s=10, min_segment_size=1))
+    looker = [[detection(100)]] * 20  # looks for 2 s
+    glancer = [[detection(400, turned=(i % 5 != 0))] for i in range(20)]  # never 1 s straight
+    frames = [a + b for a, b in zip(looker, glancer, strict=True)] + [[]] * 8
+    snapshots, _ = run_visit(audience, tracker, frames)
+    assert max(s.present for s in snapshots) == 2
+    # Current viewers is instantaneous: the glancer counts only in the frames it looks.
+    assert [s.viewers_now for s in snapshots[2:20]] == [
+        2 if i % 5 == 0 else 1 for i in range(2, 20)
+    ]
+    report = audience.flush(3.0, 1003.0, {})
+    assert report.passers_by == 2 and report.viewers == 1
+    assert report.dwell.count == 2
+    assert report.dwell.median_s == pytest.approx(1.9, abs=0.01)
+    assert report.attention.count == 1
+    assert report.attention.max_s == pytest.approx(1.9, abs=0.01)
+
+
+def test_each_person_counted_once_in_the_window_they_leave():
+    tracker = Tracker(TrackerSettings(confirm_hits=2, lost_after_s=0.3))
+    audience = Audience(AudienceSettings(window_s=2.0, min_segment_size=1))
+    # Person A stays 3 s (across a window boundary), person B comes and goes at 1 s.
+    frames = [[detection(100)] + ([detection(400)] if 5 <= i < 10 else []) for i in range(30)]
+    frames += [[]] * 20
+    _, reports = run_visit(audience, tracker, frames)
+    assert sum(r.passers_by for r in reports) == 2
+    assert [r.passers_by for r in reports if r.passers_by] == [1, 1]
+
+
+def test_tentative_ghosts_are_not_passers_by():
+    tracker = Tracker(TrackerSettings(confirm_hits=3, confirm_within_s=0.5, lost_after_s=0.3))
+    audience = Audience(AudienceSettings(window_s=100))
+    frames = [[detection(100)] if i in (0, 7, 14) else [] for i in range(20)]
+    run_visit(audience, tracker, frames)
+    assert audience.flush(2.0, 1002.0, {}).passers_by == 0
+
+
+def test_small_segments_are_folded_before_publishing():
+    counts = {"female/20-34": 6, "male/35-54": 2, "male/55+": 1, "unknown": 5}
+    from collections import Counter
+
+    assert fold_small_segments(Counter(counts), 5) == {
+        "female/20-34": 6,
+        "other": 3,
+        "unknown": 5,
+    }
+
+
+def test_reports_use_fused_demographics_and_fold():
+    tracker = Tracker(TrackerSettings(confirm_hits=2, lost_after_s=0.3))
+    audience = Audience(AudienceSettings(window_s=100, min_segment_size=2))
+    woman = PersonEstimate(Gender.FEMALE, 0.9, 30.0, "20-34", 5, True)
+    run_visit(audience, tracker, [[detection(100)]] * 10 + [[]] * 5, woman)
+    run_visit(audience, tracker, [[detection(100)]] * 10 + [[]] * 5, woman, start=2.0)
+    run_visit(audience, tracker, [[detection(100)]] * 10 + [[]] * 5, None, start=4.0)
+    report = audience.flush(6.0, 1006.0, {})
+    assert report.passers_by == 3
+    assert report.segments == {"female/20-34": 2, "other": 1}
+
+
+def test_duration_stats():
+    stats = DurationStats.of([1.0, 2.0, 3.0, 10.0])
+    assert (stats.count, stats.median_s, stats.max_s) == (4, 2.5, 10.0)
+    assert DurationStats.of([]).count == 0
