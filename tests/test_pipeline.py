@@ -1,0 +1,39 @@
+"""The whole per-frame pipeline on generated footage with the real models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_agent.audience.fusion import DemographicsFusion
+from edge_agent.audience.metrics import Audience, AudienceSettings
+from edge_agent.audience.tracker import Tracker, TrackerSettings
+from edge_agent.pipeline import FramePipeline
+from edge_agent.sources.values import Frame
+from tests.conftest import place
+
+FPS = 10.0
+
+
+def test_a_woman_stops_looks_and_leaves(pipeline, astronaut):
+    frames_pipeline = FramePipeline(
+        pipeline,
+        Tracker(TrackerSettings(lost_after_s=0.5)),
+        DemographicsFusion(samples_needed=4),
+        Audience(AudienceSettings(window_s=100, min_segment_size=1, viewer_min_attention_s=1.0)),
+    )
+    here = place(astronaut, (640, 480), (120, 0), 0.9)
+    empty = np.full((480, 640, 3), 114, dtype=np.uint8)
+    timeline = [empty] * 3 + [here] * 25 + [empty] * 10
+    results = [
+        frames_pipeline.process(Frame(i, i / FPS, 1000 + i / FPS, image))
+        for i, image in enumerate(timeline)
+    ]
+    classified = sum(r.times.classified for r in results)
+    assert classified == 4  # samples_needed, then the models stop running for her
+    assert max(r.snapshot.present for r in results) == 1
+    assert results[10].snapshot.segments == {"female/20-34": 1}
+    report = frames_pipeline.flush(4.0, 1004.0)
+    assert report.passers_by == 1 and report.viewers == 1
+    assert report.segments == {"female/20-34": 1}
+    assert 2.0 <= report.dwell.max_s <= 2.5  # 25 frames at 10 fps
+    assert all(r.times.total_ms > 0 for r in results)
