@@ -7,8 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent import __version__
+
+if TYPE_CHECKING:
+    # Imported lazily at run time: `edge-agent --help` should not load OpenCV and LiteRT.
+    from edge_agent.config import Config
+    from edge_agent.vision.analyzer import VisionSettings
 
 
 def _vision_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +32,7 @@ def _vision_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--delegate", choices=["cpu", "edgetpu"], default="cpu")
 
 
-def _vision_settings(args: argparse.Namespace):
+def _vision_settings(args: argparse.Namespace) -> VisionSettings:
     from edge_agent.vision.analyzer import VisionSettings
     from edge_agent.vision.models import default_models_dir
 
@@ -82,6 +88,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args, _vision_settings(args))
 
 
+def _setup_logging(config: Config) -> None:
+    level = getattr(logging, config.logging.level)
+    logging.getLogger().setLevel(level)
+    if config.logging.format == "json":
+        formatter = _JsonFormatter()
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(formatter)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": round(record.created, 3),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_config
+    from edge_agent.daemon import Daemon
+
+    config = load_config(args.config)
+    _setup_logging(config)
+    daemon = Daemon(config)
+    daemon.install_signal_handlers()
+    return daemon.run(max_frames=args.max_frames)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from edge_agent.config import Config, load_config
+
+    if args.action == "schema":
+        print(json.dumps(Config.json_schema(), indent=2))
+        return 0
+    load_config(args.file)
+    print(f"{args.file}: OK")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
@@ -115,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write the numbers to this file")
     _vision_arguments(bench)
     bench.set_defaults(handler=cmd_bench)
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", type=Path, help="config.yaml (default: built-in defaults)")
+    run.add_argument("--max-frames", type=int, help="stop after this many frames (testing)")
+    run.set_defaults(handler=cmd_run)
+
+    config = commands.add_parser("config", help="check a config file or print its JSON Schema")
+    config_actions = config.add_subparsers(dest="action", required=True)
+    check = config_actions.add_parser("check", help="validate a config file")
+    check.add_argument("file", type=Path)
+    config_actions.add_parser("schema", help="print the JSON Schema of config.yaml")
+    config.set_defaults(handler=cmd_config)
     return parser
 
 
@@ -124,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from edge_agent.sources import SourceError
     from edge_agent.vision.models import ModelFileError
     from edge_agent.vision.runtime import DelegateUnavailableError, RuntimeUnavailableError
 
+    # ConfigError is a ValueError: the file, line and key path are in its message.
+    known = (ModelFileError, DelegateUnavailableError, RuntimeUnavailableError, SourceError)
     try:
         return int(args.handler(args))
-    except (ModelFileError, DelegateUnavailableError, RuntimeUnavailableError, ValueError) as error:
+    except (*known, ValueError) as error:
         print(f"edge-agent: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,172 @@
+"""The long-running process: wires source -> pipeline -> outputs, owns threads and signals.
+
+The camera is read on its own thread (latest frame wins); everything else runs on the main
+thread, one frame at a time. SIGTERM and SIGINT stop the loop, the open window is flushed,
+the reader is stopped, and the process exits within about two seconds. Under systemd,
+READY is sent once the models are loaded and the first frame is in, and WATCHDOG pings come
+from the frame loop itself, so a wedged loop gets the process restarted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from edge_agent.audience.metrics import Audience, AudienceReport
+from edge_agent.audience.tracker import Tracker
+from edge_agent.config import Config
+from edge_agent.pipeline import FramePipeline, FrameResult
+from edge_agent.sources import LatestFrameReader, open_source
+from edge_agent.systemd import SystemdNotifier
+from edge_agent.vision.analyzer import VisionPipeline
+
+log = logging.getLogger(__name__)
+reports_log = logging.getLogger("edge_agent.reports")
+
+_CPU_TEMPERATURE = Path("/sys/class/thermal/thermal_zone0/temp")
+
+
+def cpu_temperature_c() -> float | None:
+    try:
+        return int(_CPU_TEMPERATURE.read_text().strip()) / 1000
+    except (OSError, ValueError):
+        return None
+
+
+def report_json(report: AudienceReport) -> dict[str, object]:
+    return {"type": "audience_report", **dataclasses.asdict(report)}
+
+
+@dataclass
+class _StatsWindow:
+    started: float
+    frames: int = 0
+    faces: int = 0
+    classified: int = 0
+    stage_ms: dict[str, float] = field(
+        default_factory=lambda: {"detect": 0.0, "track": 0.0, "classify": 0.0, "audience": 0.0}
+    )
+
+    def add(self, result: FrameResult) -> None:
+        times = result.times
+        self.frames += 1
+        self.faces += times.faces
+        self.classified += times.classified
+        self.stage_ms["detect"] += times.detect_ms
+        self.stage_ms["track"] += times.track_ms
+        self.stage_ms["classify"] += times.classify_ms
+        self.stage_ms["audience"] += times.audience_ms
+
+
+class Daemon:
+    """One configured pipeline; `run()` blocks until stopped or the source ends."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_report: Callable[[AudienceReport], None] | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.config = config
+        self.on_report = on_report or self._log_report
+        self.on_frame = on_frame
+        self.notifier = notifier or SystemdNotifier()
+        self.stop_event = threading.Event()
+        # Built before anything runs, so a bad model file stops start-up with its name.
+        self.pipeline = FramePipeline(
+            VisionPipeline(config.vision_settings()),
+            Tracker(config.tracker_settings()),
+            config.fusion(),
+            Audience(config.audience_settings()),
+        )
+        source = config.source
+        self.reader = LatestFrameReader(
+            lambda: open_source(source.spec, **source.open_options()),
+            **source.reader_options(),
+        )
+
+    def stop(self, *_: object) -> None:
+        self.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self, max_frames: int | None = None) -> int:
+        """Process frames until stopped, the source ends or `max_frames` were processed."""
+        interval = self.config.logging.stats_interval_s
+        watchdog_every = self.notifier.watchdog_interval_s()
+        stats = _StatsWindow(time.monotonic())
+        last_ping = 0.0
+        processed = 0
+        ready = False
+        self.reader.start()
+        log.info("reading from %s", self.config.source.spec)
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if watchdog_every is not None and now - last_ping >= watchdog_every:
+                    self.notifier.watchdog()
+                    last_ping = now
+                frame = self.reader.latest(timeout=0.25)
+                if frame is None:
+                    if self.reader.ended:
+                        log.info("the source ended")
+                        break
+                    continue
+                if not ready:
+                    self.notifier.ready("processing frames")
+                    ready = True
+                result = self.pipeline.process(frame)
+                stats.add(result)
+                if self.on_frame is not None:
+                    self.on_frame(result)
+                if result.report is not None:
+                    self.on_report(result.report)
+                processed += 1
+                if max_frames is not None and processed >= max_frames:
+                    break
+                if time.monotonic() - stats.started >= interval:
+                    self._log_stats(stats)
+                    stats = _StatsWindow(time.monotonic())
+        finally:
+            self.notifier.stopping()
+            self.reader.stop(timeout=1.0)
+            self.on_report(self.pipeline.flush(time.monotonic(), time.time()))
+        return 0
+
+    def _log_report(self, report: AudienceReport) -> None:
+        reports_log.info(json.dumps(report_json(report), sort_keys=True))
+
+    def _log_stats(self, window: _StatsWindow) -> None:
+        elapsed = max(time.monotonic() - window.started, 1e-6)
+        frames = max(window.frames, 1)
+        source = self.reader.stats()
+        stats = {
+            "type": "stats",
+            "fps": round(window.frames / elapsed, 2),
+            "faces_per_frame": round(window.faces / frames, 2),
+            "classified_per_frame": round(window.classified / frames, 3),
+            "stage_ms": {k: round(v / frames, 3) for k, v in window.stage_ms.items()},
+            "frames_skipped": source.frames_skipped,
+            "reconnects": source.reconnects,
+            "source_connected": source.connected,
+            "source_stalled": source.stalled,
+            "cpu_temperature_c": cpu_temperature_c(),
+        }
+        log.info(json.dumps(stats, sort_keys=True))
+        self.notifier.status(f"{stats['fps']} fps, {source.frames_skipped} skipped")

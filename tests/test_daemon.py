@@ -1,0 +1,115 @@
+"""The daemon end to end: a real video file, real models, real signals and sd_notify."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.config import load_config
+from edge_agent.daemon import Daemon
+from tests.conftest import place
+
+FPS = 10
+
+
+@pytest.fixture(scope="module")
+def walk_video(tmp_path_factory, astronaut) -> Path:
+    """3 s of video: empty, the astronaut stands looking for 2 s, empty."""
+    path = tmp_path_factory.mktemp("video") / "visit.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
+    here = cv2.cvtColor(place(astronaut, (640, 480), (120, 0), 0.9), cv2.COLOR_RGB2BGR)
+    empty = np.full((480, 640, 3), 114, dtype=np.uint8)
+    for image in [empty] * 5 + [here] * 20 + [empty] * 10:
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def write_config(tmp_path: Path, video: Path, **source: object) -> Path:
+    options = {"loop": False, "realtime": False, **source}
+    lines = ["source:", f"  spec: {video}"]
+    lines += [f"  {key}: {json.dumps(value)}" for key, value in options.items()]
+    lines += [
+        "audience:",
+        "  window_s: 600",
+        "  min_segment_size: 1",
+        "tracking:",
+        "  lost_after_s: 0.5",
+    ]
+    path = tmp_path / "config.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_run_counts_the_visit_and_flushes_at_the_end(tmp_path, walk_video):
+    reports = []
+    daemon = Daemon(load_config(write_config(tmp_path, walk_video), environ={}),
+                    on_report=reports.append)  # fmt: skip
+    assert daemon.run() == 0  # the file ends: the daemon stops by itself
+    total = sum(r.passers_by for r in reports)
+    assert total == 1
+    (visit,) = [r for r in reports if r.passers_by]
+    assert visit.segments == {"female/20-34": 1}
+
+
+def test_sigterm_stops_cleanly_and_quickly(tmp_path, walk_video):
+    config = write_config(tmp_path, walk_video, loop=True, realtime=True)
+    notify = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(notify))
+    server.settimeout(60)
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
+    script = Path(sys.executable).with_name("edge-agent")
+    process = subprocess.Popen(
+        [str(script), "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert b"READY=1" in server.recv(256)  # models loaded, first frame in
+        time.sleep(1.0)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+        stopped_in = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.close()
+    output = process.stdout.read()
+    assert code == 0, output
+    assert stopped_in < 2.0, output
+    assert "received SIGTERM" in output
+    assert '"type": "audience_report"' in output  # the open window was flushed
+
+
+def test_bad_config_exits_with_file_line_and_key(tmp_path, capsys):
+    from edge_agent.cli import main
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("vision:\n  threads: many\n")
+    assert main(["run", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert f"{config}:2: vision.threads:" in error
+
+
+def test_config_check_and_schema(tmp_path, capsys):
+    from edge_agent.cli import main
+
+    repo_config = Path(__file__).resolve().parents[1] / "config.yaml"
+    assert main(["config", "check", str(repo_config)]) == 0
+    assert main(["config", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert "vision" in schema["properties"]
