@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge_agent.audience.fusion import UNKNOWN, PersonEstimate
@@ -47,6 +48,8 @@ class PersonVisit:
     """One person's visit, kept in memory only until it is folded into a report."""
 
     track_id: int
+    first_seen: float  # monotonic seconds
+    last_seen: float
     dwell_s: float
     attention_s: float
     longest_look_s: float
@@ -140,8 +143,15 @@ class _Window:
 class Audience:
     """Consumes tracker updates frame by frame; closes a window every `window_s`."""
 
-    def __init__(self, settings: AudienceSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: AudienceSettings | None = None,
+        on_visit: Callable[[PersonVisit], None] | None = None,
+    ) -> None:
+        """`on_visit` sees each finished visit; only evaluation uses it, and a visit never
+        leaves the process (reports carry counts only)."""
         self.settings = settings or AudienceSettings()
+        self.on_visit = on_visit
         self._presence: dict[int, _Presence] = {}
         self._window: _Window | None = None
 
@@ -212,16 +222,19 @@ class Audience:
         presence = self._presence.pop(track_id, None)
         if presence is None or self._window is None:
             return
-        self._window.visits.append(
-            PersonVisit(
-                track_id=track_id,
-                dwell_s=presence.last_seen - presence.first_seen,
-                attention_s=presence.attention_s,
-                longest_look_s=presence.longest_look_s,
-                viewer=presence.longest_look_s >= self.settings.viewer_min_attention_s,
-                estimate=presence.estimate,
-            )
+        visit = PersonVisit(
+            track_id=track_id,
+            first_seen=presence.first_seen,
+            last_seen=presence.last_seen,
+            dwell_s=presence.last_seen - presence.first_seen,
+            attention_s=presence.attention_s,
+            longest_look_s=presence.longest_look_s,
+            viewer=presence.longest_look_s >= self.settings.viewer_min_attention_s,
+            estimate=presence.estimate,
         )
+        self._window.visits.append(visit)
+        if self.on_visit is not None:
+            self.on_visit(visit)
 
     def _snapshot(
         self, update: TrackerUpdate, estimates: dict[int, PersonEstimate]
