@@ -120,6 +120,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.run(max_frames=args.max_frames)
 
 
+def cmd_eval_footage(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_config
+    from edge_agent.evaluation import format_table
+    from edge_agent.footage_eval import evaluate_footage
+
+    result = evaluate_footage(args.video, args.truth, load_config(args.config))
+    print(format_table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from edge_agent.config import Config, load_config
 
@@ -169,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="config.yaml (default: built-in defaults)")
     run.add_argument("--max-frames", type=int, help="stop after this many frames (testing)")
     run.set_defaults(handler=cmd_run)
+
+    footage = commands.add_parser(
+        "eval-footage", help="compare the pipeline's counts with a footage ground truth"
+    )
+    footage.add_argument("video", type=Path)
+    footage.add_argument("truth", type=Path, help="ground-truth JSON (make_demo_footage.py)")
+    footage.add_argument("--config", type=Path, help="config.yaml (default: built-in defaults)")
+    footage.add_argument("--json", type=Path, help="write the numbers to this file")
+    footage.set_defaults(handler=cmd_eval_footage)
 
     config = commands.add_parser("config", help="check a config file or print its JSON Schema")
     config_actions = config.add_subparsers(dest="action", required=True)

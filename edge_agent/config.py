@@ -376,6 +376,33 @@ class TrackingConfig(ConfigModel):
         "... or else its keypoints must lie within this many face widths of the track's.",
         gt=0,
     )
+    max_size_ratio: float = _field(
+        1.3,
+        "Largest size change",
+        "A face may grow or shrink by at most this factor between two sightings of one track.",
+        ge=1,
+    )
+    gap_after_s: float = _field(
+        0.3,
+        "Gap",
+        "After this many seconds unseen (the person looked away, or left), a face continues the"
+        " track only where the track was heading and at the same size (the next two keys).",
+        gt=0,
+    )
+    gap_min_iou: float = _field(
+        0.5,
+        "Overlap after a gap",
+        "Smallest overlap (IoU) with the predicted box that continues a track after a gap.",
+        ge=0,
+        le=1,
+    )
+    gap_max_size_ratio: float = _field(
+        1.15,
+        "Size change after a gap",
+        "Largest size factor that continues a track after a gap; someone else stepping into the"
+        " same spot usually differs by more.",
+        ge=1,
+    )
 
 
 class AudienceConfig(ConfigModel):

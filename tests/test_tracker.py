@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -19,9 +20,10 @@ def detector(models_dir) -> FaceDetector:
 
 
 @pytest.fixture(scope="module")
-def people(astronaut, cameraman) -> dict[str, np.ndarray]:
-    """Head-and-shoulders cut-outs, about 150 px wide."""
-    return {"astronaut": astronaut[40:240, 130:320], "cameraman": cameraman[60:260, 140:330]}
+def people(astronaut, grace_hopper) -> dict[str, np.ndarray]:
+    """Head-and-shoulders cut-outs, about 190 px wide."""
+    hopper = cv2.resize(grace_hopper[80:400, 110:410], (190, 200), interpolation=cv2.INTER_AREA)
+    return {"astronaut": astronaut[40:240, 130:320], "hopper": hopper}
 
 
 def render(positions: dict[str, tuple[int, int]], people: dict[str, np.ndarray]) -> np.ndarray:
@@ -48,10 +50,10 @@ def walk(start: int, step: int, count: int, y: int) -> list[tuple[int, int]]:
 def test_two_people_keep_their_ids_while_walking(detector, people):
     # They pass each other on different rows (no occlusion), one walking each way.
     astronaut_path = walk(20, 10, 40, 10)
-    cameraman_path = walk(440, -10, 40, 270)
+    hopper_path = walk(440, -10, 40, 270)
     frames = [
-        (i / FPS, render({"astronaut": a, "cameraman": c}, people))
-        for i, (a, c) in enumerate(zip(astronaut_path, cameraman_path, strict=True))
+        (i / FPS, render({"astronaut": a, "hopper": c}, people))
+        for i, (a, c) in enumerate(zip(astronaut_path, hopper_path, strict=True))
     ]
     updates = run(Tracker(), detector, frames)
     confirmed_ids = {cid for u in updates for cid in u.confirmed_now}
@@ -121,3 +123,18 @@ def _detection(x: float, y: float, size: float) -> Detection:
             at(0.3, 0.4), at(0.7, 0.4), at(0.5, 0.6), at(0.5, 0.8), at(0.05, 0.5), at(0.95, 0.5)
         ),
     )
+
+
+def test_after_a_gap_only_the_same_place_and_size_continue_a_track():
+    settings = TrackerSettings(confirm_hits=2, lost_after_s=1.5)
+    same, other = Tracker(settings), Tracker(settings)
+    for i in range(10):
+        same.update([_detection(100, 100, 80)], i / FPS)
+        other.update([_detection(100, 100, 80)], i / FPS)
+    # 0.8 s later: the same face in the same place (looked away and back) ...
+    back = same.update([_detection(102, 101, 80)], 1.7)
+    # ... or a bigger face in that spot: someone else stepped in.
+    stranger = other.update([_detection(95, 95, 100)], 1.7)
+    assert back.tracks[0].track_id == 1 and back.tracks[0].matched_now
+    assert {t.track_id for t in stranger.tracks} == {1, 2}
+    assert [t.matched_now for t in stranger.tracks] == [False, True]

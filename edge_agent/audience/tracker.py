@@ -32,6 +32,13 @@ class TrackerSettings:
     lost_after_s: float = 1.5  # unseen this long: the person has left
     min_iou: float = 0.2  # to the predicted box, to be the same face ...
     max_keypoint_shift: float = 0.6  # ... or keypoints within this many face widths
+    max_size_ratio: float = 1.3  # a face does not grow or shrink more than this between sightings
+    # After a gap in sightings (the person looked away, or left), only a face where the track
+    # was heading and of the same size continues it: someone else stepping into the spot
+    # usually differs in one of the two.
+    gap_after_s: float = 0.3
+    gap_min_iou: float = 0.5
+    gap_max_size_ratio: float = 1.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +117,9 @@ class Tracker:
             if elapsed > 0:
                 old, new = track.detection.box.center, detection.box.center
                 measured = np.array([new.x - old.x, new.y - old.y]) / elapsed
-                # Smoothed, so one jittery box does not fling the prediction away.
-                track.velocity = 0.5 * track.velocity + 0.5 * measured
+                # Smoothed, so one jittery box does not fling the prediction away; the first
+                # measurement is taken as it is rather than averaged with a made-up zero.
+                track.velocity = measured if track.hits == 1 else 0.5 * (track.velocity + measured)
             track.detection = detection
             track.last_seen = timestamp
             track.hits += 1
@@ -163,7 +171,17 @@ class Tracker:
             shift = np.array(predicted.center) - np.array(track.detection.box.center)
             track_points = _keypoints(track.detection) + shift
             width = max(track.detection.box.width, 1.0)
+            after_gap = timestamp - track.last_seen > settings.gap_after_s
             for d, detection in enumerate(detections):
+                size_ratio = max(detection.box.width, 1.0) / width
+                size_ratio = max(size_ratio, 1.0 / size_ratio)
+                if size_ratio > settings.max_size_ratio:
+                    continue
+                if after_gap and (
+                    size_ratio > settings.gap_max_size_ratio
+                    or predicted.iou(detection.box) < settings.gap_min_iou
+                ):
+                    continue
                 overlap = predicted.iou(detection.box)
                 distance = float(
                     np.linalg.norm(_keypoints(detection) - track_points, axis=1).mean() / width
