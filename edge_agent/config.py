@@ -356,6 +356,14 @@ class TrackingConfig(ConfigModel):
         "Seconds within which those detections must come, or the track is dropped.",
         gt=0,
     )
+    confirm_min_score: float = _field(
+        0.6,
+        "Confident sighting",
+        "... and at least one of those detections must score this high: real faces do, the odd"
+        " textured patch that passes the detection threshold does not.",
+        ge=0,
+        le=1,
+    )
     lost_after_s: float = _field(
         1.5,
         "Lost after",

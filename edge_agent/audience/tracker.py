@@ -29,6 +29,10 @@ class TrackState(StrEnum):
 class TrackerSettings:
     confirm_hits: int = 3  # detections before a track counts as a person
     confirm_within_s: float = 1.0  # ... and they must come this soon, or the track is dropped
+    # ... and one of them at least this confident: real faces score well above the detection
+    # threshold at some point, the odd textured patch that passes it does not (as ByteTrack
+    # starts tracks only from high-score detections).
+    confirm_min_score: float = 0.6
     lost_after_s: float = 1.5  # unseen this long: the person has left
     min_iou: float = 0.2  # to the predicted box, to be the same face ...
     max_keypoint_shift: float = 0.6  # ... or keypoints within this many face widths
@@ -72,6 +76,7 @@ class _Track:
     first_seen: float
     last_seen: float
     hits: int = 1
+    best_score: float = 0.0
     state: TrackState = TrackState.TENTATIVE
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px/s of the centre
 
@@ -123,13 +128,20 @@ class Tracker:
             track.detection = detection
             track.last_seen = timestamp
             track.hits += 1
-            if track.state is TrackState.TENTATIVE and track.hits >= settings.confirm_hits:
+            track.best_score = max(track.best_score, detection.score)
+            if (
+                track.state is TrackState.TENTATIVE
+                and track.hits >= settings.confirm_hits
+                and track.best_score >= settings.confirm_min_score
+            ):
                 track.state = TrackState.CONFIRMED
                 confirmed_now.append(track.track_id)
         for index, detection in enumerate(detections):
             if index not in matched_detections:
-                track = _Track(next(self._ids), detection, timestamp, timestamp)
-                if settings.confirm_hits <= 1:
+                track = _Track(
+                    next(self._ids), detection, timestamp, timestamp, best_score=detection.score
+                )
+                if settings.confirm_hits <= 1 and detection.score >= settings.confirm_min_score:
                     track.state = TrackState.CONFIRMED
                     confirmed_now.append(track.track_id)
                 self._tracks.append(track)
