@@ -98,11 +98,18 @@ def evaluate_footage(
         audience,
     )
     stage_ms: list[float] = []
+    stages = {"detect": 0.0, "track": 0.0, "classify": 0.0, "audience": 0.0}
+    faces = classified = 0
     index = 0
     with OpenCVSource(video) as source:
         for frame in tqdm(source.frames(), desc="eval-footage", unit="frame", disable=not progress):
             stamped = Frame(index, index / fps, index / fps, frame.image)
-            stage_ms.append(pipeline.process(stamped).times.total_ms)
+            times = pipeline.process(stamped).times
+            stage_ms.append(times.total_ms)
+            for stage in stages:
+                stages[stage] += getattr(times, f"{stage}_ms")
+            faces += times.faces
+            classified += times.classified
             index += 1
     pipeline.flush(index / fps, index / fps)
 
@@ -126,4 +133,9 @@ def evaluate_footage(
         else None,
         "viewer_recall_pct": round(100 * both / true_viewers, 2) if true_viewers else None,
         "median_frame_ms": round(statistics.median(stage_ms), 3) if stage_ms else None,
+        "frames_per_s": round(1000 * len(stage_ms) / sum(stage_ms), 1) if stage_ms else None,
+        "mean_stage_ms": {k: round(v / max(index, 1), 3) for k, v in stages.items()},
+        "faces_per_frame": round(faces / max(index, 1), 2),
+        "classified_per_frame": round(classified / max(index, 1), 3),
+        "threads": config.vision.threads,
     }
