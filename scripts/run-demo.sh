@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv and run the main job on embedded defaults: analyze the bundled sample photo.
-# (The daemon's `edge-agent demo` replaces this once it lands.)
+# Set up .venv and run the main job on embedded defaults: the demo footage (samples/demo.mp4)
+# through the whole pipeline in real time, with live stats in the terminal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh
-.venv/bin/edge-agent analyze samples/astronaut.jpg "$@"
+.venv/bin/edge-agent demo "$@"

@@ -113,3 +113,15 @@ def test_config_check_and_schema(tmp_path, capsys):
     assert main(["config", "schema"]) == 0
     schema = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert "vision" in schema["properties"]
+
+
+def test_demo_plays_a_video_with_live_stats(walk_video, tmp_path, capsys):
+    from edge_agent.cli import main
+
+    reports = tmp_path / "reports.json"
+    assert main(["demo", "--video", str(walk_video), "--json", str(reports)]) == 0
+    out = capsys.readouterr().out
+    assert "present 1" in out  # the live line saw her
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["passers_by"] == 1 and summary["viewers"] == 1
+    assert sum(r["passers_by"] for r in json.loads(reports.read_text())) == 1

@@ -58,10 +58,14 @@ class PersonVisit:
 
     @property
     def segment(self) -> str:
-        estimate = self.estimate
-        if estimate.gender.value == UNKNOWN_SEGMENT or estimate.age_bracket is None:
-            return UNKNOWN_SEGMENT
-        return f"{estimate.gender.value}/{estimate.age_bracket}"
+        return segment_of(self.estimate)
+
+
+def segment_of(estimate: PersonEstimate | None) -> str:
+    """ "female/20-34"; "unknown" unless both gender and age bracket are known."""
+    if estimate is None or estimate.gender.value == UNKNOWN_SEGMENT or not estimate.age_bracket:
+        return UNKNOWN_SEGMENT
+    return f"{estimate.gender.value}/{estimate.age_bracket}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,11 +250,7 @@ class Audience:
             presence = self._presence.get(track.track_id)
             if presence is not None and presence.looking_now:
                 viewers_now += 1
-            estimate = estimates.get(track.track_id)
-            if estimate is None or estimate.age_bracket is None:
-                segments[UNKNOWN_SEGMENT] += 1
-            else:
-                segments[f"{estimate.gender.value}/{estimate.age_bracket}"] += 1
+            segments[segment_of(estimates.get(track.track_id))] += 1
         return AudienceSnapshot(update.timestamp, len(confirmed), viewers_now, dict(segments))
 
     def _close_window(self, now: float, wall_time: float) -> AudienceReport:
