@@ -183,10 +183,11 @@ class SourceConfig(ConfigModel):
         gt=0,
     )
     reconnect_backoff_max_s: float = _field(
-        30.0,
+        5.0,
         "Longest reconnect wait",
         "Upper bound in seconds of the reconnect back-off, which starts at 0.5 s and doubles"
-        " after each failed attempt.",
+        " after each failed attempt; a camera that comes back is picked up within about this"
+        " long.",
         ge=0.5,
     )
 

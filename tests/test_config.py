@@ -60,7 +60,7 @@ def test_defaults_convert_to_the_runtime_settings():
     assert vision.analyzer.bracket_edges == DEFAULT_BRACKET_EDGES
     assert config.tracker_settings() == TrackerSettings()
     assert config.source.spec == "samples/demo.mp4"
-    assert config.source.reader_options() == {"stall_timeout": 5.0, "backoff_max": 30.0}
+    assert config.source.reader_options() == {"stall_timeout": 5.0, "backoff_max": 5.0}
     assert config.debug.save_annotated_frames_dir is None
 
 

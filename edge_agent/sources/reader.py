@@ -41,7 +41,7 @@ class LatestFrameReader:
         *,
         stall_timeout: float = 5.0,
         backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 5.0,
         poll_interval: float = 0.5,
         name: str = "camera",
     ) -> None:
