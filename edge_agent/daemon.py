@@ -24,9 +24,10 @@ from edge_agent.audience.metrics import Audience, AudienceReport
 from edge_agent.audience.tracker import Tracker
 from edge_agent.config import Config
 from edge_agent.pipeline import FramePipeline, FrameResult
-from edge_agent.sources import LatestFrameReader, open_source
+from edge_agent.sources import Frame, LatestFrameReader, open_source
 from edge_agent.systemd import SystemdNotifier
 from edge_agent.vision.analyzer import VisionPipeline
+from edge_agent.vision.annotate import annotate_boxes
 
 log = logging.getLogger(__name__)
 reports_log = logging.getLogger("edge_agent.reports")
@@ -82,6 +83,13 @@ class Daemon:
         self.on_frame = on_frame
         self.notifier = notifier or SystemdNotifier()
         self.stop_event = threading.Event()
+        self._last_debug_save = float("-inf")
+        if config.debug.save_annotated_frames_dir is not None:
+            log.warning(
+                "PRIVACY: debug.save_annotated_frames_dir is set: images of people's faces will"
+                " be written to %s. Never run like this in a store.",
+                config.debug.save_annotated_frames_dir,
+            )
         # Built before anything runs, so a bad model file stops start-up with its name.
         self.pipeline = FramePipeline(
             VisionPipeline(config.vision_settings()),
@@ -94,6 +102,20 @@ class Daemon:
             lambda: open_source(source.spec, **source.open_options()),
             **source.reader_options(),
         )
+
+    def _save_debug_frame(self, frame: Frame, result: FrameResult) -> None:
+        directory = self.config.debug.save_annotated_frames_dir
+        if directory is None or not result.tracks.tracks:
+            return
+        # At most one image a second: enough to debug, not a recording.
+        if frame.monotonic - self._last_debug_save < 1.0:
+            return
+        self._last_debug_save = frame.monotonic
+        labelled = [
+            (track.detection.box, f"#{track.track_id} {track.state.value}")
+            for track in result.tracks.tracks
+        ]
+        annotate_boxes(frame.image, labelled, Path(directory) / f"frame_{frame.index:07d}.jpg")
 
     def stop(self, *_: object) -> None:
         self.stop_event.set()
@@ -133,6 +155,7 @@ class Daemon:
                     ready = True
                 result = self.pipeline.process(frame)
                 stats.add(result)
+                self._save_debug_frame(frame, result)
                 if self.on_frame is not None:
                     self.on_frame(result)
                 if result.report is not None:

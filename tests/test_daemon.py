@@ -125,3 +125,20 @@ def test_demo_plays_a_video_with_live_stats(walk_video, tmp_path, capsys):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["passers_by"] == 1 and summary["viewers"] == 1
     assert sum(r["passers_by"] for r in json.loads(reports.read_text())) == 1
+
+
+def test_frames_touch_disk_only_when_the_debug_option_says_so(tmp_path, walk_video, caplog):
+    config_path = write_config(tmp_path, walk_video)
+    before = set(tmp_path.rglob("*"))
+    Daemon(load_config(config_path, environ={}), on_report=lambda r: None).run()
+    assert set(tmp_path.rglob("*")) == before  # nothing written by default
+
+    debug_dir = tmp_path / "debug"
+    environ = {"EDGE_AGENT__DEBUG__SAVE_ANNOTATED_FRAMES_DIR": str(debug_dir)}
+    with caplog.at_level("WARNING"):
+        daemon = Daemon(load_config(config_path, environ=environ), on_report=lambda r: None)
+    assert "PRIVACY" in caplog.text
+    daemon.run()
+    written = sorted(debug_dir.glob("frame_*.jpg"))
+    assert 1 <= len(written) <= 3  # at most one a second of a 3.5 s clip
+    assert cv2.imread(str(written[0])).shape == (480, 640, 3)
