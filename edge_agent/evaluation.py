@@ -163,12 +163,12 @@ def _score_face(
     tally: Tally,
 ) -> None:
     started = time.perf_counter()
-    age_chip, gender_chip = analyzer.chips(image, detection)
-    estimate = analyzer.estimator.estimate(age_chip, gender_chip)
+    assessment = analyzer.assess(image, detection)
+    estimate = analyzer.estimator.estimate(assessment.age_chip, assessment.gender_chip)
     tally.classify_ms.append((time.perf_counter() - started) * 1000)
     # Accuracy is scored on the raw estimate, as the peer's figures are; how often the
     # live quality gates would say "unknown" is reported beside it.
-    reasons = analyzer.analyze(image, detection).unknown_reasons
+    reasons = analyzer.judge(detection, assessment, estimate).unknown_reasons
     if reasons:
         tally.gated_unknown += 1
         tally.unknown_reasons.update(reasons)
@@ -177,7 +177,7 @@ def _score_face(
     tally.age.append(estimate.age_years)
     tally.p_female.append(estimate.p_female)
     if reference is not None:
-        float_estimate = reference.estimate(age_chip, gender_chip)
+        float_estimate = reference.estimate(assessment.age_chip, assessment.gender_chip)
         tally.float_age.append(float_estimate.age_years)
         tally.float_p_female.append(float_estimate.p_female)
 

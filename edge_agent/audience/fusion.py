@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_agent.vision.attributes import DEFAULT_BRACKET_EDGES, age_bracket
+from edge_agent.vision.attributes import DEFAULT_BRACKET_EDGES, age_bracket, gender_of
 from edge_agent.vision.values import Face, Gender
 
 # A face this wide (jaw to jaw, frame pixels) fills the 64 px age chip without upsampling.
@@ -83,11 +83,7 @@ class DemographicsFusion:
         if accumulator is None or accumulator.weight <= 0:
             return UNKNOWN
         p_female = accumulator.female / accumulator.weight
-        gender = Gender.UNKNOWN
-        if p_female >= 0.5 + self.gender_margin:
-            gender = Gender.FEMALE
-        elif p_female <= 0.5 - self.gender_margin:
-            gender = Gender.MALE
+        gender = gender_of(p_female, self.gender_margin)
         age = accumulator.age / accumulator.age_weight if accumulator.age_weight > 0 else None
         return PersonEstimate(
             gender=gender,

@@ -15,8 +15,10 @@ from edge_agent.vision.attributes import (
     DEFAULT_BRACKET_EDGES,
     GENDER_CHIP,
     AgeGenderEstimator,
+    AttributeEstimate,
     Precision,
     age_bracket,
+    gender_of,
 )
 from edge_agent.vision.detector import DetectorVariant, FaceDetector
 from edge_agent.vision.runtime import Delegate
@@ -71,6 +73,14 @@ def estimate_pose(landmarks: Landmarks) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    age_chip: np.ndarray
+    gender_chip: np.ndarray
+    quality: FaceQuality
+    reasons: tuple[str, ...]  # empty when the face is good enough to estimate
+
+
 def _chip_geometries(detection: Detection) -> list[align.ChipGeometry]:
     points = align.blazeface_points(detection.landmarks)
     return [
@@ -95,15 +105,16 @@ class FaceAnalyzer:
         age_chip, gender_chip = align.extract_chips(image, _chip_geometries(detection))
         return age_chip, gender_chip
 
-    def analyze(self, image: np.ndarray, detection: Detection) -> Face:
+    def assess(self, image: np.ndarray, detection: Detection) -> Assessment:
+        """Chips and quality of a detection, and why it cannot be estimated (if it cannot);
+        no model runs here."""
         settings = self.settings
         geometries = _chip_geometries(detection)
         age_chip, gender_chip = align.extract_chips(image, geometries)
-        age_geometry = geometries[0]
         yaw, pitch, roll = estimate_pose(detection.landmarks)
         grey = cv2.cvtColor(age_chip, cv2.COLOR_RGB2GRAY)
         quality = FaceQuality(
-            width_px=age_geometry.scale * AGE_CHIP / (1 + 2 * align.CHIP_PADDING),
+            width_px=geometries[0].scale * AGE_CHIP / (1 + 2 * align.CHIP_PADDING),
             yaw_deg=yaw,
             pitch_deg=pitch,
             roll_deg=roll,
@@ -117,16 +128,19 @@ class FaceAnalyzer:
             reasons.append("turned_away")
         if quality.sharpness < settings.min_sharpness:
             reasons.append("blurred")
-        if reasons:
-            return Face(detection, quality, None, Gender.UNKNOWN, None, None, None, tuple(reasons))
+        return Assessment(age_chip, gender_chip, quality, tuple(reasons))
 
-        estimate = self.estimator.estimate(age_chip, gender_chip)
-        gender = Gender.UNKNOWN
-        if estimate.p_female >= 0.5 + settings.gender_margin:
-            gender = Gender.FEMALE
-        elif estimate.p_female <= 0.5 - settings.gender_margin:
-            gender = Gender.MALE
-        else:
+    def judge(
+        self, detection: Detection, assessment: Assessment, estimate: AttributeEstimate | None
+    ) -> Face:
+        """The face as reported: unknown when the assessment failed, else the estimate with
+        its own uncertainty gates applied."""
+        quality, reasons = assessment.quality, list(assessment.reasons)
+        if reasons or estimate is None:
+            return Face(detection, quality, None, Gender.UNKNOWN, None, None, None, tuple(reasons))
+        settings = self.settings
+        gender = gender_of(estimate.p_female, settings.gender_margin)
+        if gender is Gender.UNKNOWN:
             reasons.append("gender_uncertain")
         age: float | None = estimate.age_years
         bracket: str | None = age_bracket(estimate.age_years, settings.bracket_edges)
@@ -143,6 +157,13 @@ class FaceAnalyzer:
             age_bracket=bracket,
             unknown_reasons=tuple(reasons),
         )
+
+    def analyze(self, image: np.ndarray, detection: Detection) -> Face:
+        assessment = self.assess(image, detection)
+        estimate = None
+        if not assessment.reasons:
+            estimate = self.estimator.estimate(assessment.age_chip, assessment.gender_chip)
+        return self.judge(detection, assessment, estimate)
 
 
 @dataclass(frozen=True, slots=True)

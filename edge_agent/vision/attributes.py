@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_agent.vision.models import model_path
 from edge_agent.vision.runtime import Delegate, TfliteModel
+from edge_agent.vision.values import Gender
 
 Precision = Literal["int8", "float32"]
 
@@ -63,6 +64,15 @@ class AgeGenderEstimator:
         spread = float(np.sqrt(max(0.0, ages @ (AGE_WEIGHTS - mean) ** 2)))
         p_female = float(gender[0] / max(float(gender.sum()), 1e-6))
         return AttributeEstimate(p_female=p_female, age_years=mean, age_spread_years=spread)
+
+
+def gender_of(p_female: float, margin: float) -> Gender:
+    """Female or male only when p_female is at least `margin` away from a coin toss."""
+    if p_female >= 0.5 + margin:
+        return Gender.FEMALE
+    if p_female <= 0.5 - margin:
+        return Gender.MALE
+    return Gender.UNKNOWN
 
 
 def bracket_labels(edges: tuple[int, ...] = DEFAULT_BRACKET_EDGES) -> tuple[str, ...]:
