@@ -31,6 +31,14 @@ class EndOfStream(SourceError):
 class FrameSource(ABC):
     """A camera, stream, video file or image folder that produces RGB frames."""
 
+    _index = 0  # the number the next frame gets
+
+    def _stamp(self, rgb: np.ndarray) -> Frame:
+        """Wrap an RGB image as this source's next frame, stamped now."""
+        frame = Frame(self._index, time.monotonic(), time.time(), rgb)
+        self._index += 1
+        return frame
+
     @abstractmethod
     def open(self) -> None:
         """Acquire the device or file. Raises SourceError naming the source on failure."""

@@ -10,7 +10,6 @@ import glob
 import logging
 import os
 import re
-import time
 from pathlib import Path
 
 import cv2
@@ -96,9 +95,7 @@ class ImageFolderSource(FrameSource):
             self._pass_frames += 1
             if self._pacer is not None:
                 self._pacer.wait()
-            frame = Frame(self._index, time.monotonic(), time.time(), to_rgb(image))
-            self._index += 1
-            return frame
+            return self._stamp(to_rgb(image))
 
     def _next_pass(self) -> None:
         if not self.loop:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -171,9 +170,7 @@ class OpenCVSource(FrameSource):
         self._pass_frames += 1
         if self._pacer is not None:
             self._pacer.wait()
-        frame = Frame(self._index, time.monotonic(), time.time(), to_rgb(image))
-        self._index += 1
-        return frame
+        return self._stamp(to_rgb(image))
 
     def _rewind(self) -> tuple[bool, np.ndarray | None]:
         # Reopening is the one rewind that works for every container (seeking does not), and

@@ -18,7 +18,6 @@ significant end, so "RGB888" arrives in numpy as [B, G, R] per pixel (the manual
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from edge_agent.sources.base import FrameSource, SourceError, to_rgb
@@ -102,9 +101,7 @@ class PiCameraSource(FrameSource):
             return None
         except Exception as error:
             raise SourceError(f"{self.describe()} failed: {error}") from error
-        frame = Frame(self._index, time.monotonic(), time.time(), to_rgb(array))
-        self._index += 1
-        return frame
+        return self._stamp(to_rgb(array))
 
     def close(self) -> None:
         camera, self._camera = self._camera, None
