@@ -22,20 +22,29 @@ override names the variable instead of a file line.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import os
 import textwrap
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
+
+from edge_agent.validated_yaml import (
+    KeyPath,
+    Problem,
+    ProblemsError,
+    annotation_at,
+    dotted,
+    flat_types,
+    kind_of,
+    literal_choices,
+    parse_yaml,
+    problems_from_validation,
+)
 
 if TYPE_CHECKING:
     from edge_agent.audience.fusion import DemographicsFusion
@@ -75,39 +84,13 @@ LogFormat = Literal["text", "json"]
 # Errors
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One thing wrong with the configuration, located as precisely as it can be."""
-
-    message: str
-    file: str | None = None  # the YAML file, or None for an environment override / defaults
-    line: int | None = None  # 1-based
-    column: int | None = None  # 1-based; YAML syntax errors only
-    key_path: str = ""  # "vision.quality.max_yaw_deg"; "" for the whole file
-    env_var: str | None = None  # the override that caused it
-
-    @property
-    def location(self) -> str:
-        if self.env_var is not None:
-            return f"environment variable {self.env_var}"
-        where = self.file or "<config>"
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return where
-
-    def __str__(self) -> str:
-        key = f" {self.key_path}:" if self.key_path else ""
-        return f"{self.location}:{key} {self.message}"
+# A problem with the configuration, located as precisely as it can be (file, line, key path,
+# or the environment variable that caused it).
+ConfigProblem = Problem
 
 
-class ConfigError(ValueError):
+class ConfigError(ProblemsError):
     """The configuration is unusable; `problems` lists every reason, `str()` one per line."""
-
-    def __init__(self, problems: list[ConfigProblem] | tuple[ConfigProblem, ...]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(str(problem) for problem in self.problems))
 
 
 # --------------------------------------------------------------------------------------------
@@ -560,8 +543,6 @@ class Config(ConfigModel):
 # --------------------------------------------------------------------------------------------
 # Loading
 
-_KeyPath = tuple[Any, ...]
-
 
 def load_config(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
@@ -573,7 +554,7 @@ def load_config(
     """
     file = None if path is None else os.fspath(path)
     data: Any = {}
-    lines: dict[_KeyPath, int] = {}
+    lines: dict[KeyPath, int] = {}
     if file is not None:
         try:
             text = Path(file).read_text(encoding="utf-8")
@@ -581,7 +562,10 @@ def load_config(
             raise ConfigError(
                 [ConfigProblem(f"cannot read the config file: {error}", file)]
             ) from None
-        data, lines = _parse_yaml(text, file)
+        try:
+            data, lines = parse_yaml(text, file)
+        except ProblemsError as error:
+            raise ConfigError(error.problems) from None
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -589,7 +573,7 @@ def load_config(
                 [
                     ConfigProblem(
                         "the top level must be a mapping of sections"
-                        f" ({', '.join(Config.model_fields)}), got {_kind(data)}",
+                        f" ({', '.join(Config.model_fields)}), got {kind_of(data)}",
                         file,
                         line=lines.get((), 1),
                     )
@@ -599,86 +583,15 @@ def load_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        problems += _problems(error, data, file, lines, from_env)
+        problems += problems_from_validation(error, Config, data, file, lines, from_env)
     if problems:
         raise ConfigError(_sorted(problems))
     return config
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _parse_yaml(text: str, file: str) -> tuple[Any, dict[_KeyPath, int]]:
-    """The document as plain Python values, and the 1-based line of every key and list item."""
-    loader = yaml.SafeLoader(text)
-    lines: dict[_KeyPath, int] = {}
-    problems: list[ConfigProblem] = []
-
-    def located(message: str, mark: yaml.Mark | None, path: _KeyPath = ()) -> ConfigProblem:
-        line = None if mark is None else mark.line + 1
-        column = None if mark is None else mark.column + 1
-        return ConfigProblem(message, file, line, column, _dotted(path))
-
-    def build(node: yaml.Node, path: _KeyPath) -> Any:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                if isinstance(key, list | dict):
-                    problems.append(located("a key must be a plain value", key_node.start_mark))
-                    continue
-                if key in result:
-                    problems.append(
-                        located(
-                            f"duplicate key (first on line {lines[(*path, key)]})",
-                            key_node.start_mark,
-                            (*path, key),
-                        )
-                    )
-                    continue
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                result[key] = build(value_node, (*path, key))
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, (*path, index)) for index, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
-
-    try:
-        root = loader.get_single_node()
-        data = None if root is None else build(root, ())
-    except yaml.MarkedYAMLError as error:
-        reason = error.problem or "invalid YAML"
-        if error.context:
-            reason = f"{reason} ({error.context}"
-            if error.context_mark is not None and error.context_mark.line != (
-                error.problem_mark.line if error.problem_mark else None
-            ):
-                reason += f" on line {error.context_mark.line + 1}"
-            reason += ")"
-        raise ConfigError(
-            [located(f"YAML syntax error: {reason}", error.problem_mark or error.context_mark)]
-        ) from None
-    except yaml.YAMLError as error:
-        raise ConfigError([ConfigProblem(f"YAML error: {error}", file)]) from None
-    finally:
-        loader.dispose()
-    if problems:
-        raise ConfigError(problems)
-    return data, lines
-
-
 def _apply_environment(
     data: dict[Any, Any], environ: Mapping[str, str]
-) -> tuple[dict[Any, Any], dict[_KeyPath, str], list[ConfigProblem]]:
+) -> tuple[dict[Any, Any], dict[KeyPath, str], list[ConfigProblem]]:
     """Merge EDGE_AGENT__A__B=value overrides into a copy of the data."""
     overrides = sorted(
         (name, value) for name, value in environ.items() if name.upper().startswith(ENV_PREFIX)
@@ -686,7 +599,7 @@ def _apply_environment(
     if not overrides:
         return data, {}, []
     merged = _copy(data)
-    from_env: dict[_KeyPath, str] = {}
+    from_env: dict[KeyPath, str] = {}
     problems: list[ConfigProblem] = []
     for name, raw in overrides:
         parts = name[len(ENV_PREFIX) :].lower().split(_SEP)
@@ -704,12 +617,12 @@ def _apply_environment(
         if blocked is None:
             from_env[path] = name
         else:
-            message = f"cannot set {_dotted(path)}: {_dotted(blocked)} is not a section"
+            message = f"cannot set {dotted(path)}: {dotted(blocked)} is not a section"
             problems.append(ConfigProblem(message, env_var=name))
     return merged, from_env, problems
 
 
-def _set(data: dict[Any, Any], path: _KeyPath, value: Any) -> _KeyPath | None:
+def _set(data: dict[Any, Any], path: KeyPath, value: Any) -> KeyPath | None:
     """Set data[a][b]... = value, making missing sections; else the path of what is in the way."""
     node = data
     for depth, part in enumerate(path[:-1], start=1):
@@ -730,130 +643,22 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _env_value(path: _KeyPath, raw: str) -> Any:
-    field = _field_at(path)
-    if field is not None and _takes_text(field.annotation):
-        return None if raw == "" and _takes_none(field.annotation) else raw
+def _env_value(path: KeyPath, raw: str) -> Any:
+    annotation = annotation_at(Config, path)
+    if annotation is not None and _takes_text(annotation):
+        return None if raw == "" and _takes_none(annotation) else raw
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw  # validation says what is wrong with it, naming the variable
 
 
-def _field_at(path: _KeyPath) -> FieldInfo | None:
-    model: Any = Config
-    field = None
-    for part in path:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        model = field.annotation
-    return field
-
-
-def _flat_types(annotation: Any) -> set[Any]:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return set().union(*(_flat_types(arg) for arg in typing.get_args(annotation)))
-    if origin is typing.Annotated:
-        return _flat_types(typing.get_args(annotation)[0])
-    return {annotation}
-
-
 def _takes_text(annotation: Any) -> bool:
-    return bool(_flat_types(annotation) & {str, Path})
+    return bool(flat_types(annotation) & {str, Path})
 
 
 def _takes_none(annotation: Any) -> bool:
-    return type(None) in _flat_types(annotation)
-
-
-def _dotted(path: _KeyPath) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _problems(
-    error: ValidationError,
-    data: Any,
-    file: str | None,
-    lines: dict[_KeyPath, int],
-    from_env: dict[_KeyPath, str],
-) -> list[ConfigProblem]:
-    merged: dict[_KeyPath, list[str]] = {}
-    for item in error.errors(include_url=False):
-        path = _data_path(data, item["loc"])
-        message = _message(item, path)
-        if message not in merged.setdefault(path, []):
-            merged[path].append(message)
-    problems = []
-    for path, messages in merged.items():
-        env_var = next(
-            (from_env[path[:n]] for n in range(len(path), 0, -1) if path[:n] in from_env), None
-        )
-        line = None
-        if env_var is None:
-            line = next(
-                (lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None
-            )
-        problems.append(
-            ConfigProblem(
-                "; ".join(messages),
-                None if env_var else file,
-                line,
-                key_path=_dotted(path),
-                env_var=env_var,
-            )
-        )
-    return problems
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> _KeyPath:
-    """The part of a pydantic error location that names keys in the data (drops union tags)."""
-    path: list[Any] = []
-    node = data
-    for part in loc:
-        in_mapping = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if not (in_mapping or in_list):
-            break
-        node = node[part]
-        path.append(part)
-    return tuple(path)
-
-
-def _message(item: Any, path: _KeyPath) -> str:
-    kind, value = item["type"], item.get("input")
-    parent = _field_at(path[:-1]) if path else None
-    if kind == "extra_forbidden":
-        owner = Config if len(path) == 1 else (parent.annotation if parent else None)
-        valid = list(owner.model_fields) if owner is not None else []
-        message = f"unknown key {path[-1]!r}"
-        close = difflib.get_close_matches(str(path[-1]), valid, n=1, cutoff=0.6)
-        if close:
-            return f"{message}; did you mean {close[0]!r}?"
-        return f"{message}; valid keys here: {', '.join(valid)}" if valid else message
-    message = item["msg"].removeprefix("Value error, ")
-    if kind == "model_type" or kind == "dict_type":
-        return f"must be a mapping of keys, got {_kind(value)}"
-    if isinstance(value, dict | list | tuple):
-        return message
-    message = f"{message} (got {value!r})"
-    if kind == "literal_error" and isinstance(value, str):
-        field = _field_at(path)
-        choices = [str(c) for c in _literal_choices(field.annotation)] if field else []
-        close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
-    return message
-
-
-def _literal_choices(annotation: Any) -> tuple[Any, ...]:
-    return typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
+    return type(None) in flat_types(annotation)
 
 
 def _sorted(problems: list[ConfigProblem]) -> list[ConfigProblem]:
@@ -910,7 +715,7 @@ def _render_model(model: type[BaseModel], indent: str) -> list[str]:
 
 def _comment(field: FieldInfo, indent: str) -> list[str]:
     text = field.description or ""
-    choices = _literal_choices(field.annotation)
+    choices = literal_choices(field.annotation)
     if choices:
         text += f" One of: {', '.join(map(str, choices))}."
     bounds = _bounds(field)

@@ -286,7 +286,9 @@ def test_yaml_syntax_error_gives_line_and_column(tmp_path):
     path = write(tmp_path, "vision:\n  threads: 2\n   detector: short_range\n")
     problem = only(path)
     assert (problem.line, problem.column) == (3, 12)
-    assert str(problem) == f"{path}:3:12: YAML syntax error: mapping values are not allowed here"
+    assert str(problem) == (
+        f"{path}:3:12: vision.threads: YAML syntax error: mapping values are not allowed here"
+    )
 
 
 def test_duplicate_key_is_an_error(tmp_path):
