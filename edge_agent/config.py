@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_PREFIX",
+    "AdsConfig",
     "AudienceConfig",
     "Config",
     "ConfigError",
@@ -62,8 +63,10 @@ __all__ = [
     "LoggingConfig",
     "QualityConfig",
     "SourceConfig",
+    "StateConfig",
     "TrackingConfig",
     "VisionConfig",
+    "WebPlayerConfig",
     "load_config",
     "render_default_yaml",
 ]
@@ -76,6 +79,7 @@ _SEP = "__"
 DetectorName = Literal["short_range", "full_range", "full_range_sparse", "full_range_int8"]
 PrecisionName = Literal["int8", "float32"]
 DelegateName = Literal["cpu", "edgetpu"]
+PlayerName = Literal["web", "none"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 
@@ -441,6 +445,46 @@ class AudienceConfig(ConfigModel):
     )
 
 
+class WebPlayerConfig(ConfigModel):
+    host: str = _field(
+        "127.0.0.1",
+        "Address",
+        "Address the kiosk page is served on. 127.0.0.1 keeps it on this device, where the"
+        " kiosk browser runs; it has no authentication, so do not open it to the network.",
+        min_length=1,
+    )
+    port: int = _field(8765, "Port", "TCP port of the kiosk page.", ge=1, le=65535)
+
+
+class AdsConfig(ConfigModel):
+    enabled: bool = _field(True, "Enabled", "Choose and show ads; false only counts the audience.")
+    rules: Path = _field(
+        Path("ads/rules.yaml"),
+        "Rules file",
+        "The ad rule table (see `edge-agent rules check` and `rules explain`). Re-read when it"
+        " changes; a bad edit is reported and the last good rules keep running.",
+    )
+    player: PlayerName = _field(
+        "web",
+        "Player",
+        "web: the kiosk page at http://HOST:PORT/ for a full-screen browser on this device;"
+        " none: no display, decisions only go out (log, MQTT) for an external player.",
+    )
+    web: WebPlayerConfig = _section(WebPlayerConfig, "Web player", "The kiosk page server.")
+    reload_check_s: float = _field(
+        1.0, "Rules check interval", "Seconds between checks whether the rules file changed.", gt=0
+    )
+
+
+class StateConfig(ConfigModel):
+    dir: Path = _field(
+        Path("state"),
+        "State folder",
+        "Folder for what must survive a restart (the last good copy of the rules). Under"
+        " systemd: /var/lib/edge-agent.",
+    )
+
+
 class LoggingConfig(ConfigModel):
     level: LogLevel = _field(
         "INFO", "Log level", "Least severe messages written to the log (any case)."
@@ -486,6 +530,8 @@ class Config(ConfigModel):
     audience: AudienceConfig = _section(
         AudienceConfig, "Audience", "Who counts as a viewer, and the windows counts are sent in."
     )
+    ads: AdsConfig = _section(AdsConfig, "Ads", "Which ad plays: rules, player, reloads.")
+    state: StateConfig = _section(StateConfig, "State", "Files kept between runs.")
     logging: LoggingConfig = _section(LoggingConfig, "Logging", "What the daemon logs.")
     debug: DebugConfig = _section(
         DebugConfig, "Debug", "Debugging aids; all off by default. Never enable them in a store."

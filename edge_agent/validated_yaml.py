@@ -216,8 +216,11 @@ def problems_from_validation(
     """One `Problem` per key path, messages for the same key joined, located by `lines`."""
     from_env = from_env or {}
     merged: dict[KeyPath, list[str]] = {}
-    for item in error.errors(include_url=False):
-        path = data_path(data, item["loc"])
+    items = [(item, data_path(data, item["loc"])) for item in error.errors(include_url=False)]
+    deeper = {path[:n] for _, path in items for n in range(len(path))}
+    for item, path in items:
+        if item["type"] == "too_short" and path in deeper:
+            continue  # pydantic counts a list short when one of its items failed: noise
         message = _message(item, path, root)
         if message not in merged.setdefault(path, []):
             merged[path].append(message)

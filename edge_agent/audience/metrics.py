@@ -92,6 +92,18 @@ class DurationStats:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonNow:
+    """One person in front of the screen now, as the ad rules see them. In process only:
+    nothing per person is ever published."""
+
+    track_id: int
+    estimate: PersonEstimate
+    looking: bool  # facing the screen in this frame
+    attention_s: float  # seconds spent looking at the screen during this visit so far
+    dwell_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class AudienceSnapshot:
     """Who is in front of the screen now, reduced to what ad rules need."""
 
@@ -99,6 +111,7 @@ class AudienceSnapshot:
     present: int
     viewers_now: int
     segments: dict[str, int]  # "female/20-34" -> people present now
+    people: tuple[PersonNow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,13 +258,25 @@ class Audience:
     ) -> AudienceSnapshot:
         confirmed = [t for t in update.tracks if t.state is TrackState.CONFIRMED]
         segments: Counter[str] = Counter()
-        viewers_now = 0
+        people = []
         for track in confirmed:
             presence = self._presence.get(track.track_id)
-            if presence is not None and presence.looking_now:
-                viewers_now += 1
-            segments[segment_of(estimates.get(track.track_id))] += 1
-        return AudienceSnapshot(update.timestamp, len(confirmed), viewers_now, dict(segments))
+            estimate = estimates.get(track.track_id, UNKNOWN)
+            segments[segment_of(estimate)] += 1
+            if presence is not None:
+                people.append(
+                    PersonNow(
+                        track.track_id,
+                        estimate,
+                        presence.looking_now,
+                        presence.attention_s,
+                        presence.last_seen - presence.first_seen,
+                    )
+                )
+        viewers_now = sum(person.looking for person in people)
+        return AudienceSnapshot(
+            update.timestamp, len(confirmed), viewers_now, dict(segments), tuple(people)
+        )
 
     def _close_window(self, now: float, wall_time: float) -> AudienceReport:
         window = self._window
