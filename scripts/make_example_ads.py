@@ -166,7 +166,7 @@ def write_sneaker_clip(path: Path, seconds: float = 6.0) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), VIDEO_FPS, VIDEO_SIZE)
     if not writer.isOpened():
         raise SystemExit("this OpenCV build cannot write VP8 WebM")
-    width, height = VIDEO_SIZE
+    width = VIDEO_SIZE[0]
     background = gradient((160, 80, 0), (60, 20, 0), VIDEO_SIZE)
     frames = round(seconds * VIDEO_FPS)
     for index in range(frames):

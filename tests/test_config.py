@@ -221,7 +221,10 @@ def test_unknown_key_suggests_the_closest(tmp_path):
 def test_unknown_section_lists_the_valid_ones(tmp_path):
     problem = only(write(tmp_path, "source: {}\nmqtt:\n  host: broker\n"))
     assert (problem.line, problem.key_path) == (2, "mqtt")
-    assert "valid keys here: source, vision, tracking, audience, ads, state, logging, debug" in problem.message
+    assert (
+        "valid keys here: source, vision, tracking, audience, ads, state, logging, debug"
+        in problem.message
+    )
 
 
 def test_wrong_type(tmp_path):
