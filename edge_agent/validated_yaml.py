@@ -328,6 +328,9 @@ def _message(item: Any, path: KeyPath, root: type[BaseModel]) -> str:
     if isinstance(value, dict | list | tuple):
         return message
     message = f"{message} (got {value!r})"
+    if kind == "string_type" and isinstance(value, bool | int | float):
+        # YAML 1.1 turns unquoted yes/no/on/off into booleans and 1e3 into a number.
+        message += "; put the text in quotes"
     if kind == "literal_error" and isinstance(value, str):
         choices = [str(c) for c in literal_choices(annotation_at(root, path))]
         close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
