@@ -127,8 +127,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from edge_agent.daemon import Daemon, report_json
     from edge_agent.demo import LiveStats
 
-    samples = Path(__file__).resolve().parents[1] / "samples"
+    repo = Path(__file__).resolve().parents[1]
+    samples = repo / "samples"
     environ = {
+        "EDGE_AGENT__ADS__RULES": str(repo / "ads" / "rules.yaml"),
         "EDGE_AGENT__SOURCE__SPEC": str(args.video or samples / "demo.mp4"),
         "EDGE_AGENT__SOURCE__LOOP": "true" if args.loop else "false",
         # Real time: the reader hands over only the newest frame, as from a camera.
@@ -145,7 +147,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reports.append(report)
         live.report(report)
 
-    daemon = Daemon(config, on_report=on_report, on_frame=live.frame)
+    daemon = Daemon(config, on_report=on_report, on_frame=live.frame, on_play_start=live.play)
+    if daemon.ads is not None and config.ads.player == "web":
+        print(f"kiosk page: http://{config.ads.web.host}:{config.ads.web.port}/ (open it to watch)")
     daemon.install_signal_handlers()
     code = daemon.run()
     live.close()
@@ -351,12 +355,19 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from edge_agent.ads.players import PlayerError
     from edge_agent.sources import SourceError
     from edge_agent.vision.models import ModelFileError
     from edge_agent.vision.runtime import DelegateUnavailableError, RuntimeUnavailableError
 
-    # ConfigError is a ValueError: the file, line and key path are in its message.
-    known = (ModelFileError, DelegateUnavailableError, RuntimeUnavailableError, SourceError)
+    # ConfigError and RulesError are ValueErrors: file, line and key path are in the message.
+    known = (
+        ModelFileError,
+        DelegateUnavailableError,
+        RuntimeUnavailableError,
+        SourceError,
+        PlayerError,
+    )
     try:
         return int(args.handler(args))
     except (*known, ValueError) as error:

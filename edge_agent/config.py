@@ -453,7 +453,13 @@ class WebPlayerConfig(ConfigModel):
         " kiosk browser runs; it has no authentication, so do not open it to the network.",
         min_length=1,
     )
-    port: int = _field(8765, "Port", "TCP port of the kiosk page.", ge=1, le=65535)
+    port: int = _field(
+        8765,
+        "Port",
+        "TCP port of the kiosk page; 0 picks a free one (tests; the log says which).",
+        ge=0,
+        le=65535,
+    )
 
 
 class AdsConfig(ConfigModel):

@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from edge_agent.audience.metrics import Audience, AudienceReport
+from edge_agent.ads.decide import Decision
+from edge_agent.ads.players import ShownReport, make_player
+from edge_agent.ads.reload import RulesWatcher
+from edge_agent.ads.stage import AdStage
+from edge_agent.ads.values import PlayEvent, PlayStart
+from edge_agent.audience.metrics import Audience, AudienceReport, PersonNow
 from edge_agent.audience.tracker import Tracker
 from edge_agent.config import Config
 from edge_agent.pipeline import FramePipeline, FrameResult
@@ -33,6 +38,9 @@ log = logging.getLogger(__name__)
 reports_log = logging.getLogger("edge_agent.reports")
 
 _CPU_TEMPERATURE = Path("/sys/class/thermal/thermal_zone0/temp")
+# Without a frame for this long the audience counts as unknown (camera gone): the ads fall
+# back to what plays for nobody rather than targeting people who may have left.
+_AUDIENCE_STALE_S = 2.0
 
 
 def cpu_temperature_c() -> float | None:
@@ -44,6 +52,22 @@ def cpu_temperature_c() -> float | None:
 
 def report_json(report: AudienceReport) -> dict[str, object]:
     return {"type": "audience_report", **dataclasses.asdict(report)}
+
+
+def play_start_json(play: PlayStart, decision: Decision) -> dict[str, object]:
+    return {
+        "type": "play_start",
+        "play_id": play.play_id,
+        "creative_id": play.creative.creative_id,
+        "rule_id": play.rule_id,
+        "decision": decision.kind.value,
+        "reason": play.reason,
+        "started_wall": play.started_wall,
+    }
+
+
+def play_event_json(event: PlayEvent) -> dict[str, object]:
+    return {"type": "play_event", **dataclasses.asdict(event)}
 
 
 @dataclass
@@ -76,11 +100,15 @@ class Daemon:
         *,
         on_report: Callable[[AudienceReport], None] | None = None,
         on_frame: Callable[[FrameResult], None] | None = None,
+        on_play_start: Callable[[PlayStart, Decision], None] | None = None,
+        on_play_event: Callable[[PlayEvent], None] | None = None,
         notifier: SystemdNotifier | None = None,
     ) -> None:
         self.config = config
         self.on_report = on_report or self._log_report
         self.on_frame = on_frame
+        self.on_play_start = on_play_start or self._log_play_start
+        self.on_play_event = on_play_event or self._log_play_event
         self.notifier = notifier or SystemdNotifier()
         self.stop_event = threading.Event()
         self._last_debug_save = float("-inf")
@@ -97,10 +125,33 @@ class Daemon:
             config.fusion(),
             Audience(config.audience_settings()),
         )
+        self.ads = self._build_ads() if config.ads.enabled else None
         source = config.source
         self.reader = LatestFrameReader(
             lambda: open_source(source.spec, **source.open_options()),
             **source.reader_options(),
+        )
+
+    def _build_ads(self) -> AdStage:
+        from edge_agent.vision.attributes import bracket_labels
+
+        config = self.config
+        ads = config.ads
+        watcher = RulesWatcher(
+            ads.rules,
+            bracket_labels=bracket_labels(config.vision.age_brackets),
+            last_good=config.state.dir / "rules.last-good.yaml",
+        )
+        options: dict[str, object] = {}
+        if ads.player == "web":
+            options = {"host": ads.web.host, "port": ads.web.port, "on_shown": self._log_shown}
+        return AdStage(
+            watcher,
+            make_player(ads.player, **options),
+            min_segment_size=config.audience.min_segment_size,
+            reload_check_s=ads.reload_check_s,
+            on_play_start=self.on_play_start,
+            on_play_event=self.on_play_event,
         )
 
     def _save_debug_frame(self, frame: Frame, result: FrameResult) -> None:
@@ -136,6 +187,13 @@ class Daemon:
         last_ping = 0.0
         processed = 0
         ready = False
+        people: tuple[PersonNow, ...] = ()
+        last_frame_at = time.monotonic()
+        if self.ads is not None:
+            # Before the camera: the screen shows something even if it never delivers a frame.
+            self.ads.start(time.monotonic(), time.time())
+            if self.config.ads.player == "web":
+                log.info("kiosk page at %s", getattr(self.ads.player, "url", "?"))
         self.reader.start()
         log.info("reading from %s", self.config.source.spec)
         try:
@@ -149,11 +207,16 @@ class Daemon:
                     if self.reader.ended:
                         log.info("the source ended")
                         break
+                    if now - last_frame_at > _AUDIENCE_STALE_S:
+                        people = ()
+                    self._tick_ads(people)
                     continue
                 if not ready:
                     self.notifier.ready("processing frames")
                     ready = True
                 result = self.pipeline.process(frame)
+                people, last_frame_at = result.snapshot.people, time.monotonic()
+                self._tick_ads(people)
                 stats.add(result)
                 self._save_debug_frame(frame, result)
                 if self.on_frame is not None:
@@ -170,10 +233,28 @@ class Daemon:
             self.notifier.stopping()
             self.reader.stop(timeout=1.0)
             self.on_report(self.pipeline.flush(time.monotonic(), time.time()))
+            if self.ads is not None:
+                self.ads.stop(time.monotonic(), time.time())
         return 0
+
+    def _tick_ads(self, people: tuple[PersonNow, ...]) -> None:
+        if self.ads is not None:
+            self.ads.tick(people, time.monotonic(), time.time())
 
     def _log_report(self, report: AudienceReport) -> None:
         reports_log.info(json.dumps(report_json(report), sort_keys=True))
+
+    def _log_play_start(self, play: PlayStart, decision: Decision) -> None:
+        reports_log.info(json.dumps(play_start_json(play, decision), sort_keys=True))
+
+    def _log_play_event(self, event: PlayEvent) -> None:
+        reports_log.info(json.dumps(play_event_json(event), sort_keys=True))
+
+    @staticmethod
+    def _log_shown(shown: ShownReport) -> None:
+        log.debug(
+            "play %s on screen %.0f ms after the decision", shown.play_id, shown.latency_s * 1000
+        )
 
     def _log_stats(self, window: _StatsWindow) -> None:
         elapsed = max(time.monotonic() - window.started, 1e-6)

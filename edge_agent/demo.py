@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from edge_agent.ads.decide import Decision
+from edge_agent.ads.values import PlayStart
 from edge_agent.audience.metrics import AudienceReport
 from edge_agent.pipeline import FrameResult
 
@@ -20,6 +22,7 @@ class LiveStats:
         self._frames = 0
         self._started = time.monotonic()
         self._stage_ms = 0.0
+        self._playing = "-"
 
     def frame(self, result: FrameResult) -> None:
         self._frames += 1
@@ -34,6 +37,7 @@ class LiveStats:
             f"frame {result.frame_index:5d}  {self._frames / (now - self._started):5.1f} fps"
             f"  pipeline {self._stage_ms / self._frames:5.2f} ms/frame"
             f"  present {snapshot.present}  looking {snapshot.viewers_now}  [{segments}]"
+            f"  playing {self._playing}"
         )
         if self.tty:
             self.stream.write("\r\033[K" + line)
@@ -50,6 +54,14 @@ class LiveStats:
             f" dwell median {report.dwell.median_s} s, attention median"
             f" {report.attention.median_s} s  [{segments}]\n"
         )
+        self.stream.flush()
+
+    def play(self, play: PlayStart, decision: Decision) -> None:
+        """A new ad is on: print why (the marketer's question), keep its name on the line."""
+        self._playing = play.creative.creative_id
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(f"ad: {play.creative.creative_id}  <- {play.reason}\n")
         self.stream.flush()
 
     def close(self) -> None:

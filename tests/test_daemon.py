@@ -45,6 +45,12 @@ def write_config(tmp_path: Path, video: Path, **source: object) -> Path:
         "  min_segment_size: 1",
         "tracking:",
         "  lost_after_s: 0.5",
+        # The real kiosk server, on a free port; the state folder stays in the test's folder.
+        "ads:",
+        "  web:",
+        "    port: 0",
+        "state:",
+        f"  dir: {tmp_path / 'state'}",
     ]
     path = tmp_path / "config.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -131,7 +137,9 @@ def test_frames_touch_disk_only_when_the_debug_option_says_so(tmp_path, walk_vid
     config_path = write_config(tmp_path, walk_video)
     before = set(tmp_path.rglob("*"))
     Daemon(load_config(config_path, environ={}), on_report=lambda r: None).run()
-    assert set(tmp_path.rglob("*")) == before  # nothing written by default
+    written = set(tmp_path.rglob("*")) - before
+    # Nothing but the copy of the last good ad rules.
+    assert written <= {tmp_path / "state", tmp_path / "state" / "rules.last-good.yaml"}
 
     debug_dir = tmp_path / "debug"
     environ = {"EDGE_AGENT__DEBUG__SAVE_ANNOTATED_FRAMES_DIR": str(debug_dir)}
@@ -142,3 +150,40 @@ def test_frames_touch_disk_only_when_the_debug_option_says_so(tmp_path, walk_vid
     written = sorted(debug_dir.glob("frame_*.jpg"))
     assert 1 <= len(written) <= 3  # at most one a second of a 3.5 s clip
     assert cv2.imread(str(written[0])).shape == (480, 640, 3)
+
+
+def test_ads_follow_the_audience_and_every_play_is_accounted_for(tmp_path, walk_video):
+    from ads_support import BASE, write_rules
+
+    head = BASE.replace("default_min_play_s: 2", "default_min_play_s: 0")
+    rules = write_rules(
+        tmp_path / "ads",
+        "- {id: someone-there, creatives: [t1], play: {min_s: 0}}\n",
+        head=head.replace("minors: {playlist: [n]}", "minors: {protect: false}"),
+    )
+    environ = {"EDGE_AGENT__ADS__RULES": str(rules), "EDGE_AGENT__ADS__PLAYER": "none"}
+    starts, events = [], []
+    daemon = Daemon(
+        load_config(write_config(tmp_path, walk_video), environ=environ),
+        on_report=lambda r: None,
+        on_play_start=lambda play, decision: starts.append(play),
+        on_play_event=events.append,
+    )
+    daemon.run()
+    assert starts[0].creative.creative_id == "a"  # the default playlist, before any frame
+    assert "someone-there" in [play.rule_id for play in starts]
+    assert [e.play_id for e in events] == [s.play_id for s in starts]
+    (targeted,) = [e for e in events if e.rule_id == "someone-there"]
+    assert targeted.audience.people == 1
+    assert targeted.ended_by.value in ("completed", "shutdown")
+
+
+def test_unusable_rules_stop_start_up_with_file_line_and_key(tmp_path, walk_video, capsys):
+    from edge_agent.cli import main
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("default_playlist: [a]\ncreatives: [{id: a, file: a.png}]\n")
+    config = write_config(tmp_path, walk_video)
+    config.write_text(config.read_text().replace("ads:\n", f"ads:\n  rules: {rules}\n"))
+    assert main(["run", "--config", str(config)]) == 2
+    assert f"{rules}:2: creatives[0].file: no such file" in capsys.readouterr().err
