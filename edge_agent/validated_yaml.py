@@ -85,9 +85,15 @@ def kind_of(value: Any) -> str:
 
 def parse_yaml(text: str, file: str | None) -> tuple[Any, dict[KeyPath, int]]:
     """The document as plain Python values, and the 1-based line of every key and list item."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:  # the reader checks every character up front
+        line = text.count("\n", 0, error.position) + 1
+        message = f"YAML error: character {error.character!r} is not allowed in YAML"
+        raise ProblemsError([Problem(message, file, line)]) from None
     lines: dict[KeyPath, int] = {}
     problems: list[Problem] = []
+    walked: set[int] = set()  # nodes an alias reaches again
 
     def located(message: str, mark: yaml.Mark | None, path: KeyPath = ()) -> Problem:
         line = None if mark is None else mark.line + 1
@@ -96,6 +102,9 @@ def parse_yaml(text: str, file: str | None) -> tuple[Any, dict[KeyPath, int]]:
 
     def build(node: yaml.Node, path: KeyPath) -> Any:
         lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in walked:  # walk each node once: an alias bomb is 9**9 walks of 9 nodes
+            return loader.construct_object(node, deep=True)
+        walked.add(id(node))
         if isinstance(node, yaml.MappingNode):
             loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
             result: dict[Any, Any] = {}

@@ -104,13 +104,14 @@ class RulesWatcher:
     def _keep(self, table: RuleTable) -> None:
         if self.last_good is None:
             return
+        temporary = self.last_good.with_name(self.last_good.name + ".tmp")
         try:
             self.last_good.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.last_good.with_name(self.last_good.name + ".tmp")
             temporary.write_bytes(self.path.read_bytes())
             os.replace(temporary, self.last_good)  # atomic: never half a copy after a crash
         except OSError as error:
             log.warning("cannot keep a copy of the good rules in %s: %s", self.last_good, error)
+            temporary.unlink(missing_ok=True)
 
     def _load_last_good(self) -> RuleTable | None:
         if self.last_good is None or not self.last_good.is_file():

@@ -385,7 +385,7 @@ class RulesFile(RulesModel):
         if value is not None:
             try:
                 ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe' is a folder
                 raise ValueError("not an IANA timezone name, e.g. Europe/Berlin") from None
         return value
 
@@ -427,7 +427,9 @@ def load_rules(
         raw = Path(file).read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise RulesError([Problem(f"cannot read the rules file: {error}", file, 1)]) from None
+        raise RulesError(
+            [Problem(f"cannot read the rules file: {error}", file, 1, key_path=TOP_LEVEL)]
+        ) from None
     return parse_rules(text, file, bracket_labels, version_id=hashlib.sha256(raw).hexdigest()[:12])
 
 
@@ -548,7 +550,12 @@ class _CrossCheck:
                 )
 
     def creative(self, spec: CreativeSpec, path: KeyPath) -> Creative | None:
-        media = (self.folder / spec.file).resolve()
+        try:
+            media = (self.folder / spec.file).resolve()
+            present = media.is_file()
+        except (OSError, ValueError) as error:  # a NUL in the name, a name too long for the OS
+            self.problem((*path, "file"), f"not a usable file name: {error}")
+            return None
         suffix = media.suffix.lower()
         if suffix in IMAGE_SUFFIXES:
             kind = MediaKind.IMAGE
@@ -558,7 +565,7 @@ class _CrossCheck:
             known = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
             self.problem((*path, "file"), f"not an image or video file name ({known})")
             return None
-        if not media.is_file():
+        if not present:
             self.problem((*path, "file"), f"no such file: {media}")
             return None
         if kind is MediaKind.IMAGE:
