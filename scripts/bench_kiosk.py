@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import threading
@@ -37,19 +36,10 @@ import cv2
 import numpy as np
 
 from edge_agent.ads.players import ShownReport
+from edge_agent.ads.players.chromium import HEADLESS_ARGS, find_chromium
 from edge_agent.ads.players.web import WebPlayer
 from edge_agent.ads.values import Creative, MediaKind, PlayStart
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 DEADLINE_S = 1.0  # a switch slower than this fails the benchmark
 GIVE_UP_S = 10.0  # a switch not shown by then is abandoned
 
@@ -111,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         "--dwell", type=float, default=0.25, help="seconds on screen before the next switch"
     )
     parser.add_argument("--out", type=Path, default=Path("bench-kiosk.json"))
-    parser.add_argument("--chromium", default=os.environ.get("EDGE_AGENT_CHROMIUM"))
+    parser.add_argument("--chromium", help="Chromium executable (default: found on PATH)")
     args = parser.parse_args(argv)
 
-    executable = args.chromium or shutil.which("chromium") or shutil.which("chromium-browser")
+    executable = args.chromium or find_chromium()
     if executable is None:
         print("no Chromium: install chromium or pass --chromium PATH", file=sys.stderr)
         return 1
@@ -137,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             WebPlayer(port=0, on_shown=on_shown) as player,
             sync_playwright() as pw,
         ):
-            browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=executable, args=HEADLESS_ARGS)
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             page.on(
                 "console", lambda m: console_errors.append(m.text) if m.type == "error" else None

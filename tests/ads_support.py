@@ -8,11 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_agent.ads.explain import make_person
 from edge_agent.ads.rules import RuleTable, load_rules
-from edge_agent.audience.fusion import UNKNOWN, PersonEstimate
 from edge_agent.audience.metrics import PersonNow
-from edge_agent.vision.attributes import age_bracket
-from edge_agent.vision.values import Gender
+from edge_agent.vision.attributes import DEFAULT_BRACKET_EDGES
 
 
 def write_image(path: Path, colour: tuple[int, int, int] = (0, 128, 255)) -> Path:
@@ -70,15 +69,7 @@ def person(
     looking: bool = True,
     attention_s: float = 2.0,
 ) -> PersonNow:
-    if gender is None and age is None:
-        estimate = UNKNOWN
-    else:
-        estimate = PersonEstimate(
-            Gender(gender or "unknown"),
-            None if gender is None else (0.9 if gender == "female" else 0.1),
-            age,
-            None if age is None else age_bracket(age),
-            5,
-            True,
-        )
-    return PersonNow(track_id, estimate, looking, attention_s, 5.0)
+    """Someone in front of the screen with a final estimate (the default age brackets)."""
+    return make_person(
+        track_id, gender, age, DEFAULT_BRACKET_EDGES, looking=looking, attention_s=attention_s
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,31 +25,14 @@ import numpy as np
 import pytest
 
 from edge_agent.ads.players import NullPlayer, PlayerError, ShownReport, make_player
+from edge_agent.ads.players.chromium import HEADLESS_ARGS, find_chromium
 from edge_agent.ads.players.web import WebPlayer
 from edge_agent.ads.values import Creative, MediaKind, PlayStart
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 WAIT_MS = 10_000  # how long a page gets to do something before the test gives up
 
 # BGR, as cv2 writes them.
 COLOURS = {"red": (0, 0, 255), "green": (0, 200, 0), "blue": (255, 0, 0)}
-
-
-def find_chromium() -> str | None:
-    return (
-        os.environ.get("EDGE_AGENT_CHROMIUM")
-        or shutil.which("chromium")
-        or shutil.which("chromium-browser")  # Raspberry Pi OS before Bookworm
-    )
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +50,7 @@ def browser() -> Iterator[Any]:
     if executable is None:
         unavailable("no Chromium: install chromium or set EDGE_AGENT_CHROMIUM")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(executable_path=executable, args=HEADLESS_ARGS)
         yield chromium
         chromium.close()
 
