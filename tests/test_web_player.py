@@ -417,3 +417,35 @@ def test_the_none_player_does_not_import_aiohttp() -> None:
         " assert 'aiohttp' not in sys.modules, 'aiohttp imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_the_page_follows_the_scheduler_decisions(page: Any, tmp_path: Path) -> None:
+    """The whole ads stage: rules file -> decision -> web player -> what the browser shows."""
+    from ads_support import BASE, person, write_rules
+
+    from edge_agent.ads.reload import RulesWatcher
+    from edge_agent.ads.stage import AdStage
+
+    rules = write_rules(
+        tmp_path,
+        "- {id: men, creatives: [t1], audience: {gender: male}}\n",
+        head=BASE.replace("default_min_play_s: 2", "default_min_play_s: 0"),
+    )
+    starts: list[PlayStart] = []
+    stage = AdStage(
+        RulesWatcher(rules),
+        WebPlayer(port=0),
+        on_play_start=lambda play, decision: starts.append(play),
+    )
+    now = time.monotonic()
+    stage.start(now, time.time())
+    try:
+        page.goto(stage.player.url)
+        wait_shown(page, starts[-1])
+        assert starts[-1].creative.creative_id == "a"  # nobody there: the default playlist
+        stage.tick([person(1, "male", 40)], now + 0.5, time.time())
+        assert starts[-1].rule_id == "men"
+        wait_shown(page, starts[-1])
+        assert page.evaluate("document.body.dataset.creative") == "t1"
+    finally:
+        stage.stop(time.monotonic(), time.time())
