@@ -215,8 +215,17 @@ class SourceConfig(ConfigModel):
         return {"loop": self.loop, "realtime": self.realtime} | fps
 
     def reader_options(self) -> dict[str, Any]:
-        """Keyword options for `edge_agent.sources.LatestFrameReader(factory, **options)`."""
-        return {"stall_timeout": self.stall_timeout_s, "backoff_max": self.reconnect_backoff_max_s}
+        """Keyword options for `edge_agent.sources.LatestFrameReader(factory, **options)`.
+
+        A video file read as fast as the pipeline goes is read losslessly: every frame is
+        processed, none replaced by a newer one (that is for cameras, and real-time files).
+        """
+        lossless = "realtime" in self.open_options() and not self.realtime
+        return {
+            "stall_timeout": self.stall_timeout_s,
+            "backoff_max": self.reconnect_backoff_max_s,
+            "lossless": lossless,
+        }
 
 
 class QualityConfig(ConfigModel):

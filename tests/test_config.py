@@ -60,7 +60,14 @@ def test_defaults_convert_to_the_runtime_settings():
     assert vision.analyzer.bracket_edges == DEFAULT_BRACKET_EDGES
     assert config.tracker_settings() == TrackerSettings()
     assert config.source.spec == "samples/demo.mp4"
-    assert config.source.reader_options() == {"stall_timeout": 5.0, "backoff_max": 5.0}
+    # The demo plays in real time, so it is read like a camera: latest frame wins.
+    assert config.source.reader_options() == {
+        "stall_timeout": 5.0,
+        "backoff_max": 5.0,
+        "lossless": False,
+    }
+    fast = load_config(None, environ={"EDGE_AGENT__SOURCE__REALTIME": "false"})
+    assert fast.source.reader_options()["lossless"] is True
     assert config.debug.save_annotated_frames_dir is None
 
 

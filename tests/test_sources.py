@@ -198,6 +198,18 @@ def test_reader_hands_out_only_the_newest_frame(video_file: Path) -> None:
     assert not reader.running
 
 
+def test_a_lossless_reader_hands_out_every_frame_to_a_slow_pipeline(video_file: Path) -> None:
+    reader = LatestFrameReader(lambda: OpenCVSource(video_file), name="file", lossless=True)
+    with reader:
+        seen = []
+        while (frame := reader.latest(timeout=5.0)) is not None:
+            seen.append(frame.index)
+            time.sleep(0.01)  # a slow pipeline
+        stats = reader.stats()
+    assert seen == list(range(FRAMES))
+    assert stats.frames_skipped == 0 and stats.ended
+
+
 def test_reader_ends_with_a_finite_file(video_file: Path) -> None:
     with LatestFrameReader(lambda: OpenCVSource(video_file)) as reader:
         assert wait_until(lambda: reader.ended)

@@ -44,7 +44,11 @@ class LatestFrameReader:
         backoff_max: float = 5.0,
         poll_interval: float = 0.5,
         name: str = "camera",
+        lossless: bool = False,
     ) -> None:
+        """`lossless`: hand over every frame, the reader waiting for the consumer instead of
+        replacing a frame not yet taken. For files read as fast as the pipeline goes (not in
+        real time), where a dropped frame is lost work, not a stale picture."""
         if stall_timeout <= 0 or backoff_initial <= 0 or poll_interval <= 0:
             raise ValueError("stall_timeout, backoff_initial and poll_interval must be positive")
         if backoff_max < backoff_initial:
@@ -56,6 +60,7 @@ class LatestFrameReader:
         # How long one read may wait before the thread looks at stop and stall again.
         self.poll_interval = poll_interval
         self.name = name
+        self.lossless = lossless
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -95,6 +100,7 @@ class LatestFrameReader:
             frame, self._pending = self._pending, None
             if frame is not None:
                 self._frames_delivered += 1
+                self._cond.notify_all()  # a lossless reader waits for this
             return frame
 
     def stats(self) -> SourceStats:
@@ -196,9 +202,10 @@ class LatestFrameReader:
                 remaining = self.stall_timeout - (time.monotonic() - last_frame)
                 frame = source.read(min(self.poll_interval, max(remaining, 0.01)))
                 if frame is not None:
-                    last_frame = time.monotonic()
                     delivered = True
                     self._publish(frame)
+                    # After the publish: a lossless one may wait for the consumer, not a stall.
+                    last_frame = time.monotonic()
                 elif time.monotonic() - last_frame >= self.stall_timeout:
                     message = f"{source.describe()}: no frame for {self.stall_timeout:g} s"
                     log.warning("%s: %s; reopening", self.name, message)
@@ -227,6 +234,8 @@ class LatestFrameReader:
 
     def _publish(self, frame: Frame) -> None:
         with self._cond:
+            if self.lossless:
+                self._cond.wait_for(lambda: self._pending is None or self._stop.is_set())
             self._frames_read += 1
             if self._pending is not None:
                 self._frames_skipped += 1
