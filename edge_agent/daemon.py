@@ -191,9 +191,7 @@ class Daemon:
         last_frame_at = time.monotonic()
         if self.ads is not None:
             # Before the camera: the screen shows something even if it never delivers a frame.
-            self.ads.start(time.monotonic(), time.time())
-            if self.config.ads.player == "web":
-                log.info("kiosk page at %s", getattr(self.ads.player, "url", "?"))
+            self.ads.start(time.monotonic(), time.time())  # the web player logs its address
         self.reader.start()
         log.info("reading from %s", self.config.source.spec)
         try:

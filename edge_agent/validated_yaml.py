@@ -333,7 +333,8 @@ def _message(item: Any, path: KeyPath, root: type[BaseModel]) -> str:
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return f"must be a mapping of keys, got {kind_of(value)}"
     if kind == "missing":
-        return "required key missing" if path == data_path({}, ()) else message
+        # The key is absent, so `path` stops at its parent: name the key itself.
+        return f"required key {item['loc'][-1]!r} is missing"
     if isinstance(value, dict | list | tuple):
         return message
     message = f"{message} (got {value!r})"

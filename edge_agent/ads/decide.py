@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edge_agent.ads.rules import WEEKDAYS, AudienceMatch, Rule, RuleTable, When
+from edge_agent.ads.rules import WEEKDAYS, AudienceMatch, MinorsPolicy, Rule, RuleTable, When
 from edge_agent.audience.metrics import PersonNow
 
 HOUR_S = 3600.0
@@ -97,7 +97,7 @@ def decide(
 ) -> Decision:
     """The decision for `people` at wall time `at` (aware, or naive meaning the table's zone)."""
     local = _localised(at, table)
-    minor = table.minors.protect and any(_possible_minor(p, table) for p in people)
+    minor = table.minors.protect and minor_present(people, table.minors)
     viewers = sum(person.looking for person in people)
     verdicts: dict[str, RuleVerdict] = {}
     matching: list[Rule] = []
@@ -167,11 +167,15 @@ def _localised(at: dt.datetime, table: RuleTable) -> dt.datetime:
     return at.astimezone(table.timezone)
 
 
-def _possible_minor(person: PersonNow, table: RuleTable) -> bool:
-    age = person.estimate.age_years
-    if age is None:
-        return table.minors.unknown_age_is_possible_minor
-    return age < table.minors.possible_minor_below_age
+def minor_present(people: Sequence[PersonNow], minors: MinorsPolicy) -> bool:
+    """Whether anyone present may be under 18, as the minors policy reads the estimates."""
+    for person in people:
+        age = person.estimate.age_years
+        if age is None and minors.unknown_age_is_possible_minor:
+            return True
+        if age is not None and age < minors.possible_minor_below_age:
+            return True
+    return False
 
 
 def _screen(

@@ -36,6 +36,7 @@ from edge_agent.ads.decide import (
     PlayContext,
     RuleState,
     decide,
+    minor_present,
     settle_turn,
 )
 from edge_agent.ads.rules import Rule, RuleTable
@@ -141,7 +142,7 @@ class AdScheduler:
             playing.decision.targets_people
             and minors.protect
             and minors.cut_targeted_play
-            and self._minor_present(people)
+            and minor_present(people, minors)
         ):
             return self._switch(people, now, wall, PlayEnd.MINOR_PRESENT)
         if self._stretch_over(playing.rule, now):
@@ -161,16 +162,6 @@ class AdScheduler:
         return event
 
     # ----------------------------------------------------------------------------------------
-
-    def _minor_present(self, people: Sequence[PersonNow]) -> bool:
-        minors = self.table.minors
-        for person in people:
-            age = person.estimate.age_years
-            if age is None and minors.unknown_age_is_possible_minor:
-                return True
-            if age is not None and age < minors.possible_minor_below_age:
-                return True
-        return False
 
     def _stretch_over(self, rule: Rule | None, now: float) -> bool:
         if rule is None or rule.play.max_s is None or self._stretch_rule != rule.id:

@@ -1,12 +1,13 @@
 """The ads stage as the daemon drives it: rules (reloaded when they change) -> scheduler -> player.
 
-    stage = AdStage(watcher, player, on_play_start=..., on_play_event=..., on_rules_error=...)
+    stage = AdStage(watcher, player, on_play_start=..., on_play_event=...)
     stage.start(now, wall)                 # loads the rules, starts the player, shows a play
     stage.tick(snapshot.people, now, wall) # every frame, and a few times a second without one
     stage.stop(now, wall)                  # the last PlayEvent, then the player closes
 
 Outputs go through callbacks (log lines today, MQTT with the telemetry stage) so that this
-module knows nothing of where they end up.
+module knows nothing of where they end up; a rejected rules edit is reported by the watcher's
+own `on_error` and stays readable as `watcher.last_error`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Callable, Sequence
 from edge_agent.ads.decide import Decision
 from edge_agent.ads.players import Player
 from edge_agent.ads.reload import RulesWatcher
-from edge_agent.ads.rules import RulesError
 from edge_agent.ads.scheduler import AdScheduler
 from edge_agent.ads.values import PlayEvent, PlayStart
 from edge_agent.audience.metrics import PersonNow
@@ -81,11 +81,6 @@ class AdStage:
             if event is not None:
                 self._emit(self.on_play_event, event)
         self.player.close()
-
-    @property
-    def rules_error(self) -> RulesError | None:
-        """The problem with the rules file now, while the last good rules play."""
-        return self.watcher.last_error
 
     @staticmethod
     def _emit(callback: Callable[..., None], *values: object) -> None:
