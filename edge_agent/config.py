@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,7 +61,10 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "DebugConfig",
+    "HomeAssistantConfig",
     "LoggingConfig",
+    "MqttConfig",
+    "MqttTlsConfig",
     "QualityConfig",
     "SourceConfig",
     "StateConfig",
@@ -500,6 +504,147 @@ class StateConfig(ConfigModel):
     )
 
 
+_TOPIC_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # one topic level (telemetry.topics)
+
+
+class MqttTlsConfig(ConfigModel):
+    enabled: bool = _field(
+        False,
+        "TLS",
+        "Encrypt the connection (usually port 8883) and check the broker's certificate.",
+    )
+    ca_file: Path | None = _field(
+        None,
+        "CA certificate",
+        "PEM file of the CA that signed the broker's certificate; null: the system's trusted CAs.",
+    )
+    cert_file: Path | None = _field(
+        None, "Client certificate", "PEM client certificate, for brokers that require one."
+    )
+    key_file: Path | None = _field(None, "Client key", "PEM private key of the client certificate.")
+    verify_hostname: bool = _field(
+        True,
+        "Check the host name",
+        "Check that the broker's certificate names `host`. Turn off only for a broker reached"
+        " by an address its certificate does not list.",
+    )
+
+
+class HomeAssistantConfig(ConfigModel):
+    discovery: bool = _field(
+        True,
+        "Discovery",
+        "Announce this display and its sensors to Home Assistant (MQTT device discovery).",
+    )
+    prefix: str = _field(
+        "homeassistant", "Discovery prefix", "Home Assistant's discovery prefix.", min_length=1
+    )
+    device_name: str | None = _field(
+        None,
+        "Device name",
+        'The display\'s name in Home Assistant; null: "edge-agent SITE DEVICE".',
+    )
+
+
+class MqttConfig(ConfigModel):
+    enabled: bool = _field(
+        True,
+        "Enabled",
+        "Publish anonymous counts, plays and health over MQTT. Messages wait in a file in"
+        " `state.dir` until the broker has them, so an outage delays them but loses none.",
+    )
+    host: str = _field("localhost", "Broker host", "Name or address of the broker.", min_length=1)
+    port: int = _field(
+        1883, "Broker port", "1883 is plain MQTT, 8883 MQTT over TLS.", ge=1, le=65535
+    )
+    site: str = _field(
+        "default",
+        "Site",
+        "The store: the second level of every topic (edge-agent/SITE/DEVICE/...).",
+    )
+    device: str | None = _field(
+        None,
+        "Device",
+        "This display: the third topic level; null: this machine's host name.",
+    )
+    base_topic: str = _field(
+        "edge-agent",
+        "Base topic",
+        "First level(s) of every topic; no + or #, no / at the end.",
+        pattern=r"^[^#+]*[^#+/]$",
+    )
+    client_id: str | None = _field(
+        None,
+        "Client id",
+        "MQTT client id, unique per broker; null: edge-agent-SITE-DEVICE.",
+        min_length=1,
+    )
+    username: str | None = _field(None, "User name", "null: connect without credentials.")
+    password: str | None = _field(
+        None,
+        "Password",
+        "Better kept out of this file: set EDGE_AGENT__MQTT__PASSWORD in the environment, or"
+        " use password_file.",
+    )
+    password_file: Path | None = _field(
+        None,
+        "Password file",
+        "A file holding the password (one line), e.g. a systemd credential:"
+        " /run/credentials/edge-agent.service/mqtt-password. Used when `password` is null.",
+    )
+    tls: MqttTlsConfig = _section(MqttTlsConfig, "TLS", "Encryption and certificates.")
+    keepalive_s: int = _field(
+        30,
+        "Keep-alive",
+        "Seconds between pings; the broker declares the display offline after 1.5 times this.",
+        ge=5,
+        le=3600,
+    )
+    reconnect_min_s: float = _field(
+        1.0, "First reconnect delay", "Seconds before the first reconnect attempt.", gt=0
+    )
+    reconnect_max_s: float = _field(
+        60.0, "Longest reconnect delay", "The delay doubles per failed attempt up to this.", gt=0
+    )
+    outbox_max_messages: int = _field(
+        100_000,
+        "Outbox size",
+        "Messages kept while the broker is unreachable; over this, statistics go first, then"
+        " events; reports and plays are never dropped.",
+        ge=100,
+    )
+    outbox_max_mb: float = _field(
+        200.0, "Outbox bytes", "Megabytes of messages kept, with the same policy.", gt=0
+    )
+    current_min_interval_s: float = _field(
+        1.0,
+        "Current audience rate",
+        "Least seconds between two audience/current messages (sent when the numbers change).",
+        ge=0,
+    )
+    homeassistant: HomeAssistantConfig = _section(
+        HomeAssistantConfig, "Home Assistant", "MQTT discovery for Home Assistant."
+    )
+
+    @field_validator("site", "device")
+    @classmethod
+    def _one_topic_level(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(_TOPIC_ID, value):
+            raise ValueError(
+                "must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or"
+                " digit (it becomes one MQTT topic level)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls_files(self) -> MqttConfig:
+        if (self.tls.cert_file is None) != (self.tls.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together: set both or neither")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must not be less than reconnect_min_s")
+        return self
+
+
 class LoggingConfig(ConfigModel):
     level: LogLevel = _field(
         "INFO", "Log level", "Least severe messages written to the log (any case)."
@@ -547,6 +692,9 @@ class Config(ConfigModel):
     )
     ads: AdsConfig = _section(AdsConfig, "Ads", "Which ad plays: rules, player, reloads.")
     state: StateConfig = _section(StateConfig, "State", "Files kept between runs.")
+    mqtt: MqttConfig = _section(
+        MqttConfig, "MQTT", "Telemetry: where the anonymous counts and play events go."
+    )
     logging: LoggingConfig = _section(LoggingConfig, "Logging", "What the daemon logs.")
     debug: DebugConfig = _section(
         DebugConfig, "Debug", "Debugging aids; all off by default. Never enable them in a store."

@@ -3,5 +3,5 @@
 # through the whole pipeline in real time, with live stats in the terminal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-venv.sh
+scripts/setup-venv.sh broker
 .venv/bin/edge-agent demo "$@"

@@ -226,10 +226,10 @@ def test_unknown_key_suggests_the_closest(tmp_path):
 
 
 def test_unknown_section_lists_the_valid_ones(tmp_path):
-    problem = only(write(tmp_path, "source: {}\nmqtt:\n  host: broker\n"))
-    assert (problem.line, problem.key_path) == (2, "mqtt")
+    problem = only(write(tmp_path, "source: {}\nbroker:\n  host: broker\n"))
+    assert (problem.line, problem.key_path) == (2, "broker")
     assert (
-        "valid keys here: source, vision, tracking, audience, ads, state, logging, debug"
+        "valid keys here: source, vision, tracking, audience, ads, state, mqtt, logging, debug"
         in problem.message
     )
 

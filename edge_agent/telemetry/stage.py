@@ -1,0 +1,297 @@
+"""The telemetry stage: the daemon's values in, MQTT messages out, never blocking.
+
+Records (window reports, plays, decisions, errors, stats) go into the durable outbox and out
+in order; states (availability, privacy, Home Assistant discovery, current audience, today,
+now playing) are kept as their latest value and sent on every connect, before `online`.
+Every call costs the vision loop one small SQLite transaction at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_agent.ads.decide import Decision
+from edge_agent.ads.rules import RulesError
+from edge_agent.ads.values import PlayEvent, PlayStart
+from edge_agent.audience.metrics import OTHER, UNKNOWN_SEGMENT, AudienceReport
+from edge_agent.config import Config
+from edge_agent.telemetry import homeassistant, payloads
+from edge_agent.telemetry.client import LinkSettings, LinkStatus, Message, MqttLink, TlsSettings
+from edge_agent.telemetry.outbox import Outbox, OutboxStats
+from edge_agent.telemetry.payloads import Payload, encode
+from edge_agent.telemetry.today import DayTotals, TodayCounter
+from edge_agent.telemetry.topics import SPECS, Leaf, Topics
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite"
+TODAY_FILE = "audience-today.json"
+# audience/current is also re-sent this often when nothing changes, as a heartbeat.
+_CURRENT_REFRESH_S = 60.0
+
+
+def device_id_from_hostname(hostname: str | None = None) -> str:
+    """This machine's host name as one topic level ("pi-door.local" -> "pi-door.local")."""
+    name = hostname if hostname is not None else socket.gethostname()
+    cleaned = "".join(char if char.isalnum() or char in "_.-" else "-" for char in name)
+    cleaned = cleaned.lstrip("_.-")[:64]
+    return cleaned or "display"
+
+
+def read_password(config: Config) -> str | None:
+    mqtt = config.mqtt
+    if mqtt.password is not None or mqtt.password_file is None:
+        return mqtt.password
+    try:
+        return mqtt.password_file.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as error:
+        raise ValueError(f"mqtt.password_file: cannot read {mqtt.password_file}: {error}") from None
+
+
+def topics_for(config: Config) -> Topics:
+    mqtt = config.mqtt
+    return Topics(mqtt.site, mqtt.device or device_id_from_hostname(), mqtt.base_topic)
+
+
+def link_settings(config: Config, topics: Topics) -> LinkSettings:
+    mqtt = config.mqtt
+    tls = None
+    if mqtt.tls.enabled:
+        tls = TlsSettings(
+            mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file, mqtt.tls.verify_hostname
+        )
+    return LinkSettings(
+        host=mqtt.host,
+        port=mqtt.port,
+        client_id=mqtt.client_id or f"edge-agent-{topics.site}-{topics.device}",
+        username=mqtt.username,
+        password=read_password(config),
+        tls=tls,
+        keepalive_s=mqtt.keepalive_s,
+        reconnect_min_s=mqtt.reconnect_min_s,
+        reconnect_max_s=mqtt.reconnect_max_s,
+    )
+
+
+class TelemetryStage:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state_dir: Path | None = None,
+        started_wall: float | None = None,
+    ) -> None:
+        """`state_dir` None: `config.state.dir`. The outbox file is opened (or created) here,
+        so a state folder that cannot be written stops start-up with its name."""
+        from edge_agent.vision.attributes import bracket_labels
+
+        self.config = config
+        self.topics = topics_for(config)
+        self.started_wall = time.time() if started_wall is None else started_wall
+        self.started_monotonic = time.monotonic()
+        folder = config.state.dir if state_dir is None else state_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        mqtt = config.mqtt
+        self.outbox = Outbox(
+            folder / OUTBOX_FILE,
+            max_messages=mqtt.outbox_max_messages,
+            max_bytes=round(mqtt.outbox_max_mb * 1024 * 1024),
+        )
+        self.today = TodayCounter(folder / TODAY_FILE)
+        self.segments = (
+            *(
+                f"{g}/{b}"
+                for g in ("female", "male")
+                for b in bracket_labels(config.vision.age_brackets)
+            ),
+            OTHER,
+            UNKNOWN_SEGMENT,
+        )
+        subscriptions = {}
+        if mqtt.homeassistant.discovery:
+            subscriptions[homeassistant.status_topic(mqtt.homeassistant.prefix)] = (
+                self._home_assistant_status
+            )
+        self.link = MqttLink(
+            link_settings(config, self.topics),
+            self.outbox,
+            availability_topic=self.topics.topic(Leaf.AVAILABILITY),
+            make_availability=self._availability,
+            subscriptions=subscriptions,
+        )
+        self._current: tuple[int, int] | None = None
+        self._current_sent_at = float("-inf")
+
+    # ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        wall = time.time()
+        site, device = self.topics.site, self.topics.device
+        mqtt, audience = self.config.mqtt, self.config.audience
+        if mqtt.homeassistant.discovery:
+            discovery = homeassistant.discovery_payload(
+                self.topics, segments=self.segments, device_name=mqtt.homeassistant.device_name
+            )
+            self.link.set_state(
+                Message(
+                    homeassistant.discovery_topic(self.topics, mqtt.homeassistant.prefix),
+                    encode(discovery),
+                )
+            )
+        self._state(
+            Leaf.PRIVACY,
+            payloads.privacy(
+                site,
+                device,
+                wall,
+                min_segment_size=audience.min_segment_size,
+                window_s=audience.window_s,
+            ),
+        )
+        self._publish_today(wall)
+        self.current(0, 0, time.monotonic(), wall)
+        self.link.start()
+        pending = self.outbox.count()
+        if pending:
+            log.info("MQTT: %d messages from before the restart wait to be sent", pending)
+
+    def stop(self, flush_timeout_s: float = 2.0) -> None:
+        self.link.close(flush_timeout_s)
+        self.outbox.close()
+
+    def report(self, report: AudienceReport) -> None:
+        self._record(Leaf.AUDIENCE_REPORT, payloads.audience_report(*self._ids, report))
+        totals = self.today.add(report)
+        self._publish_today(report.window_end_wall, totals)
+
+    def play_start(self, play: PlayStart, decision: Decision) -> None:
+        self._state(Leaf.ADS_PLAYING, payloads.ads_playing(*self._ids, time.time(), play))
+        self._record(Leaf.ADS_DECISION, payloads.ads_decision(*self._ids, play, decision))
+
+    def play_event(self, event: PlayEvent) -> None:
+        self._record(Leaf.ADS_PLAY, payloads.ads_play(*self._ids, event))
+
+    def current(self, present: int, viewers_now: int, now: float, wall: float) -> None:
+        """Called every frame; sends when the numbers change (at most once per
+        `mqtt.current_min_interval_s`) and every minute regardless."""
+        value = (present, viewers_now)
+        since = now - self._current_sent_at
+        if value == self._current and since < _CURRENT_REFRESH_S:
+            return
+        if value != self._current and since < self.config.mqtt.current_min_interval_s:
+            return
+        self._current, self._current_sent_at = value, now
+        payload = payloads.audience_current(
+            *self._ids, wall, present=present, viewers_now=viewers_now
+        )
+        self._state(Leaf.AUDIENCE_CURRENT, payload)
+
+    def stats(self, values: Mapping[str, Any], wall: float) -> None:
+        """`values`: the daemon's flat stats; the outbox's and uptime are added here."""
+        outbox = self.outbox.stats(wall)
+        payload = payloads.stats(
+            *self._ids,
+            wall,
+            {
+                **values,
+                "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
+                "outbox_pending": outbox.pending,
+                "outbox_dropped": sum(outbox.dropped_total.values()),
+                "outbox_oldest_age_s": None
+                if outbox.oldest_age_s is None
+                else round(outbox.oldest_age_s, 1),
+            },
+        )
+        self._record(Leaf.STATS, payload)
+
+    def rules_error(self, error: RulesError) -> None:
+        first = error.problems[0] if error.problems else None
+        self.error(
+            "rules_invalid",
+            f"rules rejected, the last good rules keep running: {first or error}",
+            file=first.file if first else None,
+            line=first.line if first else None,
+            key=(first.key_path or None) if first else None,
+            problems=max(1, len(error.problems)),
+        )
+
+    def error(
+        self,
+        kind: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        problems: int = 1,
+    ) -> None:
+        payload = payloads.error(
+            *self._ids,
+            time.time(),
+            kind=kind,
+            message=message,
+            file=file,
+            line=line,
+            key=key,
+            problems=problems,
+        )
+        self._record(Leaf.EVENTS_ERROR, payload)
+
+    def link_status(self) -> LinkStatus:
+        return self.link.status()
+
+    def outbox_stats(self) -> OutboxStats:
+        return self.outbox.stats()
+
+    # ----------------------------------------------------------------------------------------
+
+    @property
+    def _ids(self) -> tuple[str, str]:
+        return self.topics.site, self.topics.device
+
+    def _availability(self, state: str) -> bytes:
+        return encode(payloads.availability(state, *self._ids, time.time(), self.started_wall))
+
+    def _record(self, leaf: Leaf, payload: Payload) -> None:
+        spec = SPECS[leaf]
+        assert spec.importance is not None, f"{leaf} is a state, not a record"
+        self.outbox.put(
+            self.topics.topic(leaf),
+            encode(payload),
+            message_id=payload["id"],
+            qos=spec.qos,
+            retain=spec.retain,
+            importance=spec.importance,
+            created_wall=payload["ts_ms"] / 1000,
+        )
+        self.link.wake()
+
+    def _state(self, leaf: Leaf, payload: Payload) -> None:
+        spec = SPECS[leaf]
+        assert spec.importance is None, f"{leaf} is a record, not a state"
+        self.link.set_state(
+            Message(self.topics.topic(leaf), encode(payload), spec.qos, spec.retain)
+        )
+
+    def _publish_today(self, wall: float, totals: DayTotals | None = None) -> None:
+        totals = totals or self.today.totals(wall)
+        payload = payloads.audience_today(
+            *self._ids,
+            wall,
+            date=totals.date,
+            passers_by=totals.passers_by,
+            viewers=totals.viewers,
+            segments=totals.segments,
+            viewer_segments=totals.viewer_segments,
+        )
+        self._state(Leaf.AUDIENCE_TODAY, payload)
+
+    def _home_assistant_status(self, payload: bytes) -> None:
+        if payload.strip() == b"online":
+            log.info("MQTT: Home Assistant (re)started: sending discovery and states again")
+            self.link.resend_states()

@@ -1,0 +1,104 @@
+"""Today's totals: the sum of the day's window reports, kept across restarts.
+
+Home Assistant's "passers-by today" is a `total_increasing` sensor: if a restart set it back
+to 0 at noon, the day's statistics would count the morning twice. So the running sums live in
+a small JSON file in the state folder, rewritten atomically after each report, and start from
+zero only when the local date changes.
+
+The sums are of the published (already folded) reports, so today's segment counts are exactly
+what a consumer adding up the day's reports would get, and no smaller group appears.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_agent.audience.metrics import AudienceReport
+
+log = logging.getLogger(__name__)
+
+
+def local_date(wall: float) -> dt.date:
+    return dt.datetime.fromtimestamp(wall).date()
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    date: dt.date
+    passers_by: int = 0
+    viewers: int = 0
+    segments: dict[str, int] = field(default_factory=dict)
+    viewer_segments: dict[str, int] = field(default_factory=dict)
+
+
+class TodayCounter:
+    def __init__(self, path: Path | None, date_of: Callable[[float], dt.date] = local_date) -> None:
+        """`path` None keeps the totals in memory only (tests, the demo)."""
+        self.path = path
+        self.date_of = date_of
+        self._totals: DayTotals | None = self._load()
+
+    def totals(self, wall: float) -> DayTotals:
+        """Today's totals as of `wall` (zero after midnight)."""
+        today = self.date_of(wall)
+        if self._totals is None or self._totals.date != today:
+            self._totals = DayTotals(today)
+        return self._totals
+
+    def add(self, report: AudienceReport) -> DayTotals:
+        """Count one closed window in the day it ended in."""
+        current = self.totals(report.window_end_wall)
+        segments = Counter(current.segments)
+        segments.update(report.segments)
+        viewer_segments = Counter(current.viewer_segments)
+        viewer_segments.update(report.viewer_segments)
+        self._totals = DayTotals(
+            current.date,
+            current.passers_by + report.passers_by,
+            current.viewers + report.viewers,
+            dict(sorted(segments.items())),
+            dict(sorted(viewer_segments.items())),
+        )
+        self._save(self._totals)
+        return self._totals
+
+    def _load(self) -> DayTotals | None:
+        if self.path is None or not self.path.exists():
+            return None
+        try:
+            data = json.loads(self.path.read_text())
+            return DayTotals(
+                dt.date.fromisoformat(data["date"]),
+                int(data["passers_by"]),
+                int(data["viewers"]),
+                {str(k): int(v) for k, v in data["segments"].items()},
+                {str(k): int(v) for k, v in data["viewer_segments"].items()},
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            log.warning("ignoring today's totals in %s (%s): counting from 0", self.path, error)
+            return None
+
+    def _save(self, totals: DayTotals) -> None:
+        if self.path is None:
+            return
+        data = {
+            "date": totals.date.isoformat(),
+            "passers_by": totals.passers_by,
+            "viewers": totals.viewers,
+            "segments": totals.segments,
+            "viewer_segments": totals.viewer_segments,
+        }
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(data))
+            os.replace(temporary, self.path)
+        except OSError as error:
+            log.warning("cannot keep today's totals in %s: %s", self.path, error)
