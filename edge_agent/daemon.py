@@ -23,6 +23,7 @@ from types import FrameType
 from edge_agent.ads.decide import Decision
 from edge_agent.ads.players import ShownReport, make_player
 from edge_agent.ads.reload import RulesWatcher
+from edge_agent.ads.rules import RulesError
 from edge_agent.ads.stage import AdStage
 from edge_agent.ads.values import PlayEvent, PlayStart
 from edge_agent.audience.metrics import Audience, AudienceReport, PersonNow
@@ -31,6 +32,8 @@ from edge_agent.config import Config
 from edge_agent.pipeline import FramePipeline, FrameResult
 from edge_agent.sources import Frame, LatestFrameReader, open_source
 from edge_agent.systemd import SystemdNotifier
+from edge_agent.telemetry.payloads import stats_values
+from edge_agent.telemetry.stage import TelemetryStage
 from edge_agent.vision.analyzer import VisionPipeline
 from edge_agent.vision.annotate import annotate_boxes
 
@@ -109,6 +112,8 @@ class Daemon:
         self.on_frame = on_frame
         self.on_play_start = on_play_start or self._log_play_start
         self.on_play_event = on_play_event or self._log_play_event
+        self._source_was_ok = True
+        self._next_source_check = 0.0
         self.notifier = notifier or SystemdNotifier()
         self.stop_event = threading.Event()
         self._last_debug_save = float("-inf")
@@ -125,6 +130,8 @@ class Daemon:
             config.fusion(),
             Audience(config.audience_settings()),
         )
+        # Before the ads, so that a rules error at start-up can already be published.
+        self.telemetry = TelemetryStage(config) if config.mqtt.enabled else None
         self.ads = self._build_ads() if config.ads.enabled else None
         source = config.source
         self.reader = LatestFrameReader(
@@ -141,6 +148,7 @@ class Daemon:
             ads.rules,
             bracket_labels=bracket_labels(config.vision.age_brackets),
             last_good=config.state.dir / "rules.last-good.yaml",
+            on_error=self._rules_error,
         )
         options: dict[str, object] = {}
         if ads.player == "web":
@@ -150,8 +158,8 @@ class Daemon:
             make_player(ads.player, **options),
             min_segment_size=config.audience.min_segment_size,
             reload_check_s=ads.reload_check_s,
-            on_play_start=self.on_play_start,
-            on_play_event=self.on_play_event,
+            on_play_start=self._play_started,
+            on_play_event=self._play_ended,
         )
 
     def _save_debug_frame(self, frame: Frame, result: FrameResult) -> None:
@@ -189,6 +197,8 @@ class Daemon:
         ready = False
         people: tuple[PersonNow, ...] = ()
         last_frame_at = time.monotonic()
+        if self.telemetry is not None:
+            self.telemetry.start()  # connects in the background; messages wait in the outbox
         if self.ads is not None:
             # Before the camera: the screen shows something even if it never delivers a frame.
             self.ads.start(time.monotonic(), time.time())  # the web player logs its address
@@ -207,7 +217,9 @@ class Daemon:
                         break
                     if now - last_frame_at > _AUDIENCE_STALE_S:
                         people = ()
+                        self._publish_current(0, 0)
                     self._tick_ads(people)
+                    self._watch_source(now)
                     continue
                 if not ready:
                     self.notifier.ready("processing frames")
@@ -215,12 +227,14 @@ class Daemon:
                 result = self.pipeline.process(frame)
                 people, last_frame_at = result.snapshot.people, time.monotonic()
                 self._tick_ads(people)
+                self._publish_current(result.snapshot.present, result.snapshot.viewers_now)
+                self._watch_source(last_frame_at)
                 stats.add(result)
                 self._save_debug_frame(frame, result)
                 if self.on_frame is not None:
                     self.on_frame(result)
                 if result.report is not None:
-                    self.on_report(result.report)
+                    self._report(result.report)
                 processed += 1
                 if max_frames is not None and processed >= max_frames:
                     break
@@ -230,14 +244,61 @@ class Daemon:
         finally:
             self.notifier.stopping()
             self.reader.stop(timeout=1.0)
-            self.on_report(self.pipeline.flush(time.monotonic(), time.time()))
+            self._report(self.pipeline.flush(time.monotonic(), time.time()))
             if self.ads is not None:
                 self.ads.stop(time.monotonic(), time.time())
+            if self.telemetry is not None:
+                # Last: the final report and play event are in the outbox by now.
+                self.telemetry.stop()
         return 0
 
     def _tick_ads(self, people: tuple[PersonNow, ...]) -> None:
         if self.ads is not None:
             self.ads.tick(people, time.monotonic(), time.time())
+
+    def _report(self, report: AudienceReport) -> None:
+        self.on_report(report)
+        if self.telemetry is not None:
+            self.telemetry.report(report)
+
+    def _play_started(self, play: PlayStart, decision: Decision) -> None:
+        self.on_play_start(play, decision)
+        if self.telemetry is not None:
+            self.telemetry.play_start(play, decision)
+
+    def _play_ended(self, event: PlayEvent) -> None:
+        self.on_play_event(event)
+        if self.telemetry is not None:
+            self.telemetry.play_event(event)
+
+    def _rules_error(self, error: RulesError) -> None:
+        RulesWatcher.log_error(error)
+        if self.telemetry is not None:
+            self.telemetry.rules_error(error)
+
+    def _publish_current(self, present: int, viewers_now: int) -> None:
+        if self.telemetry is not None:
+            self.telemetry.current(present, viewers_now, time.monotonic(), time.time())
+
+    def _watch_source(self, now: float) -> None:
+        """An error event when the camera stops delivering, another when it is back."""
+        if self.telemetry is None or now < self._next_source_check:
+            return
+        self._next_source_check = now + 1.0
+        source = self.reader.stats()
+        ok = source.connected and not source.stalled
+        if ok == self._source_was_ok:
+            return
+        self._source_was_ok = ok
+        if ok:
+            self.telemetry.error(
+                "source_back", f"the camera delivers frames again: {self.config.source.spec}"
+            )
+        else:
+            reason = source.last_error or ("stalled" if source.stalled else "not connected")
+            self.telemetry.error(
+                "source_lost", f"no frames from {self.config.source.spec}: {reason}"
+            )
 
     def _log_report(self, report: AudienceReport) -> None:
         reports_log.info(json.dumps(report_json(report), sort_keys=True))
@@ -272,3 +333,6 @@ class Daemon:
         }
         log.info(json.dumps(stats, sort_keys=True))
         self.notifier.status(f"{stats['fps']} fps, {source.frames_skipped} skipped")
+        if self.telemetry is not None:
+            values = {"interval_s": round(elapsed, 2), **stats_values(stats)}
+            self.telemetry.stats(values, time.time())

@@ -35,7 +35,10 @@ def walk_video(tmp_path_factory, astronaut) -> Path:
     return path
 
 
-def write_config(tmp_path: Path, video: Path, **source: object) -> Path:
+def write_config(
+    tmp_path: Path, video: Path, *, mqtt: dict[str, object] | None = None, **source: object
+) -> Path:
+    """`mqtt` None: telemetry off, so no test publishes to a broker it does not own."""
     options = {"loop": False, "realtime": False, **source}
     lines = ["source:", f"  spec: {video}"]
     lines += [f"  {key}: {json.dumps(value)}" for key, value in options.items()]
@@ -51,7 +54,9 @@ def write_config(tmp_path: Path, video: Path, **source: object) -> Path:
         "    port: 0",
         "state:",
         f"  dir: {tmp_path / 'state'}",
+        "mqtt:",
     ]
+    lines += [f"  {key}: {json.dumps(value)}" for key, value in (mqtt or {"enabled": False}).items()]
     path = tmp_path / "config.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -50,7 +50,7 @@ class RulesWatcher:
         self.path = path
         self.bracket_labels = None if bracket_labels is None else tuple(bracket_labels)
         self.last_good = last_good
-        self.on_error = on_error or self._log_error
+        self.on_error = on_error or self.log_error
         self.last_error: RulesError | None = None
         self._signature: Signature = None
 
@@ -98,7 +98,7 @@ class RulesWatcher:
             log.exception("the rules error handler failed")
 
     @staticmethod
-    def _log_error(error: RulesError) -> None:
+    def log_error(error: RulesError) -> None:
         log.error("rules file rejected, the last good rules keep running:\n%s", error)
 
     def _keep(self, table: RuleTable) -> None:

@@ -1,0 +1,176 @@
+"""The MQTT contract without a broker: topics, payloads against their JSON Schemas, discovery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+from ads_support import BASE, person, table_with
+from jsonschema import Draft202012Validator
+from telemetry_support import problems, report, schema, schema_names
+
+from edge_agent.ads.scheduler import AdScheduler
+from edge_agent.telemetry import homeassistant, payloads
+from edge_agent.telemetry.topics import SPECS, TOPICS, Leaf, Topics, parse_topic
+
+WALL = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC).timestamp()
+IDS = ("berlin-mitte", "door-left")
+
+
+def test_every_topic_has_a_valid_schema_and_every_schema_a_topic():
+    types = {spec.message_type for spec in TOPICS}
+    assert types == set(schema_names()) - {"envelope"}
+    ids = set()
+    for name in schema_names():
+        document = schema(name)
+        Draft202012Validator.check_schema(document)
+        ids.add(document["$id"])
+        if name != "envelope":
+            assert document["properties"]["type"] == {"const": name}
+            assert document["unevaluatedProperties"] is False  # strict: drift fails the tests
+    assert len(ids) == len(schema_names())
+
+
+def test_records_and_states_follow_the_contract_table():
+    for spec in TOPICS:
+        assert spec.qos == 1
+        if spec.importance is None:
+            assert spec.retain, f"{spec.leaf} is a state, so it must be retained"
+    # What must never be lost is a record, never a state kept only in memory.
+    assert SPECS[Leaf.AUDIENCE_REPORT].importance.name == "REPORT"
+    assert SPECS[Leaf.ADS_PLAY].importance.name == "REPORT"
+
+
+def test_topics_read_like_a_path_and_parse_back():
+    topics = Topics(*IDS)
+    assert topics.topic(Leaf.AUDIENCE_REPORT) == "edge-agent/berlin-mitte/door-left/audience/report"
+    for leaf in Leaf:
+        assert parse_topic(topics.topic(leaf)) == (*IDS, leaf)
+    assert parse_topic("edge-agent/a/b/unknown/leaf") is None
+    assert parse_topic("other/a/b/stats") is None
+    for bad in ("a/b", "+", "#", "", "-lead", "x" * 65, "spa ce"):
+        with pytest.raises(ValueError, match="one MQTT topic level"):
+            Topics(bad, "device")
+
+
+def test_segment_keys_are_flat_field_names():
+    assert payloads.segment_key("female/20-34") == "female_20_34"
+    assert payloads.segment_key("male/55+") == "male_55_plus"
+    assert payloads.segment_key("other") == "other"
+    flat = payloads.flat_segments("passers_by", {"male/55+": 2, "unknown": 1})
+    assert flat == {"passers_by_male_55_plus": 2, "passers_by_unknown": 1}
+
+
+def test_audience_report_payload_is_flat_and_valid():
+    value = report(WALL, 7, {"female/20-34": 5, "other": 2})
+    payload = payloads.audience_report(*IDS, value)
+    assert problems(payload) == []
+    assert all(not isinstance(v, dict | list) for v in payload.values()), "must be flat"
+    assert payload["passers_by_female_20_34"] == 5
+    assert payload["passers_by_other"] == 2
+    assert payload["window_end"] == "2026-11-23T18:00:00.000Z"
+    assert payload["ts_ms"] == round(WALL * 1000)
+    assert payload["window_s"] == 60.0
+    # Each message is its own: a fresh id, and json that round-trips.
+    again = payloads.audience_report(*IDS, value)
+    assert again["id"] != payload["id"]
+    assert json.loads(payloads.encode(payload)) == payload
+
+
+def test_play_decision_and_playing_payloads_from_a_real_scheduler(tmp_path):
+    table = table_with(
+        tmp_path,
+        "- {id: women, creatives: [t1], audience: {gender: female}, play: {min_s: 0}}\n",
+        head=BASE.replace("minors: {playlist: [n]}", "minors: {protect: false}").replace(
+            "default_min_play_s: 2", "default_min_play_s: 0"
+        ),
+    )
+    scheduler = AdScheduler(table, min_segment_size=1)
+    first = scheduler.tick([], 0.0, WALL)
+    assert first.started is not None and first.decision is not None
+    second = scheduler.tick([person(1, "female", 30)], 0.5, WALL + 0.5)
+    assert second.ended is not None and second.started is not None
+    end = scheduler.stop(1.0, WALL + 1.0)
+
+    playing = payloads.ads_playing(*IDS, WALL, first.started)
+    decision = payloads.ads_decision(*IDS, second.started, second.decision)
+    play = payloads.ads_play(*IDS, end)
+    for payload in (playing, decision, play):
+        assert problems(payload) == [], payload
+    assert decision["rule_id"] == "women" and decision["decision"] == "rule"
+    assert play["rule_id"] == "women" and play["ended_by"] == "shutdown"
+    assert play["people"] == 1 and play["people_female_20_34"] == 1
+    assert playing["rule_id"] is None  # the default playlist
+
+
+def test_state_payloads_are_valid():
+    states = [
+        payloads.availability("online", *IDS, WALL, WALL - 5),
+        payloads.availability("offline", *IDS, WALL, WALL - 5),
+        payloads.privacy(*IDS, WALL, min_segment_size=5, window_s=60),
+        payloads.audience_current(*IDS, WALL, present=2, viewers_now=1),
+        payloads.audience_today(
+            *IDS,
+            WALL,
+            date=dt.date(2026, 11, 23),
+            passers_by=9,
+            viewers=4,
+            segments={"male/55+": 5, "other": 4},
+            viewer_segments={"other": 4},
+        ),
+        payloads.error(*IDS, WALL, kind="rules_invalid", message="bad", file="r.yaml", line=3),
+    ]
+    for payload in states:
+        assert problems(payload) == [], payload
+    privacy = states[2]
+    assert "5 people" in privacy["statement"] and privacy["images_sent"] is False
+
+
+def test_the_schemas_reject_what_breaks_the_contract():
+    good = payloads.audience_report(*IDS, report(WALL))
+    assert problems({**good, "nested": {"a": 1}})  # unknown and not flat
+    assert problems({**good, "passers_by": -1})
+    assert problems({**good, "ts": "23.11.2026 18:00"})
+    assert problems({k: v for k, v in good.items() if k != "id"})
+    assert problems({**good, "passers_by_martian_1_2": 1})
+    assert problems({**good, "type": "nonsense"})
+    stats = payloads.stats(*IDS, WALL, {"fps": 10})
+    assert any("required" in p for p in problems(stats))
+
+
+def test_stats_values_flatten_the_daemon_line():
+    line = {"type": "stats", "fps": 9.5, "stage_ms": {"detect": 3.1, "track": 0.1}}
+    assert payloads.stats_values(line) == {"fps": 9.5, "detect_ms": 3.1, "track_ms": 0.1}
+
+
+def test_home_assistant_discovery_reads_only_fields_that_exist():
+    topics = Topics(*IDS)
+    segments = ("female/0-12", "male/55+", "other", "unknown")
+    discovery = homeassistant.discovery_payload(topics, segments=segments)
+    assert homeassistant.discovery_topic(topics) == (
+        "homeassistant/device/edge_agent_berlin_mitte_door_left/config"
+    )
+    components = discovery["cmps"]
+    unique_ids = [c["unique_id"] for c in components.values()]
+    assert len(set(unique_ids)) == len(unique_ids)
+    assert all(uid.startswith("edge_agent_berlin_mitte_door_left_") for uid in unique_ids)
+    by_type = {spec.leaf: spec.message_type for spec in TOPICS}
+    for key, component in components.items():
+        assert component["p"] == "sensor"
+        leaf = parse_topic(component["state_topic"])[2]
+        field = re.search(r"value_json\.(\w+)", component["value_template"]).group(1)
+        document = schema(by_type[leaf])
+        patterns = document.get("patternProperties", {})
+        assert field in document["properties"] or any(re.match(p, field) for p in patterns), (
+            f"{key} reads {field}, which {by_type[leaf]} does not have"
+        )
+    assert components["viewers_now"]["state_class"] == "measurement"
+    assert components["passers_by_today"]["state_class"] == "total_increasing"
+    assert components["viewers_today"]["state_class"] == "total_increasing"
+    assert "passers_by_today_male_55_plus" in components
+    assert components["fps"]["entity_category"] == "diagnostic"
+    (availability,) = discovery["availability"]
+    assert availability["topic"] == topics.topic(Leaf.AVAILABILITY)
+    assert discovery["dev"]["ids"] == ["edge_agent_berlin_mitte_door_left"]
