@@ -123,12 +123,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The demo footage through the whole pipeline on built-in defaults, with live stats."""
+    import tempfile
+
     from edge_agent.config import load_config
     from edge_agent.daemon import Daemon, report_json
-    from edge_agent.demo import LiveStats
+    from edge_agent.demo import LiveStats, MessageCounter
+    from edge_agent.telemetry.embedded_broker import EmbeddedBroker
 
     repo = Path(__file__).resolve().parents[1]
     samples = repo / "samples"
+    broker = None
+    if args.broker is None and not args.no_mqtt:
+        broker = EmbeddedBroker()
+        broker.start()
+    address = args.broker or (broker.address if broker else "")
+    host, _, port = address.rpartition(":") if ":" in address else (address, "", "1883")
+    # The demo keeps its outbox and rules copy in a folder of its own that goes away after.
+    state = tempfile.TemporaryDirectory(prefix="edge-agent-demo-")
     environ = {
         "EDGE_AGENT__ADS__RULES": str(repo / "ads" / "rules.yaml"),
         "EDGE_AGENT__SOURCE__SPEC": str(args.video or samples / "demo.mp4"),
@@ -137,6 +148,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "EDGE_AGENT__SOURCE__REALTIME": "true",
         "EDGE_AGENT__AUDIENCE__WINDOW_S": str(args.window),
         "EDGE_AGENT__AUDIENCE__MIN_SEGMENT_SIZE": "1",
+        "EDGE_AGENT__STATE__DIR": state.name,
+        "EDGE_AGENT__LOGGING__STATS_INTERVAL_S": "5",
+        "EDGE_AGENT__MQTT__ENABLED": "false" if args.no_mqtt else "true",
+        "EDGE_AGENT__MQTT__HOST": host,
+        "EDGE_AGENT__MQTT__PORT": port,
+        "EDGE_AGENT__MQTT__SITE": "demo",
+        "EDGE_AGENT__MQTT__DEVICE": "demo",
     }
     config = load_config(None, environ=environ)
     logging.getLogger().setLevel(logging.WARNING)
@@ -147,12 +165,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reports.append(report)
         live.report(report)
 
-    daemon = Daemon(config, on_report=on_report, on_frame=live.frame, on_play_start=live.play)
-    if daemon.ads is not None and config.ads.player == "web":
-        print(f"kiosk page: http://{config.ads.web.host}:{config.ads.web.port}/ (open it to watch)")
-    daemon.install_signal_handlers()
-    code = daemon.run()
-    live.close()
+    counter = None
+    try:
+        daemon = Daemon(config, on_report=on_report, on_frame=live.frame, on_play_start=live.play)
+        if daemon.ads is not None and config.ads.player == "web":
+            web = config.ads.web
+            print(f"kiosk page: http://{web.host}:{web.port}/ (open it to watch)")
+        if daemon.telemetry is not None:
+            counter = MessageCounter(host, int(port), daemon.telemetry.topics.subscription)
+            where = "built-in broker" if broker else "broker"
+            print(
+                f"MQTT: {where} on {host}:{port}, topics {daemon.telemetry.topics.root}/..."
+                f" (watch: edge-agent dashboard --broker {host}:{port})"
+            )
+        daemon.install_signal_handlers()
+        code = daemon.run()
+    finally:
+        live.close()
+        if counter is not None:
+            print(counter.summary())
+            counter.close()
+        if broker is not None:
+            broker.stop()
+        state.cleanup()
     total = {
         "passers_by": sum(r.passers_by for r in reports),
         "viewers": sum(r.viewers for r in reports),
@@ -285,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--loop", action="store_true", help="play it again and again")
     demo.add_argument("--window", type=float, default=15.0, help="report window in seconds")
     demo.add_argument("--json", type=Path, help="write the window reports to this file")
+    demo.add_argument(
+        "--broker",
+        metavar="HOST[:PORT]",
+        help="publish to this MQTT broker (default: a built-in one on 127.0.0.1)",
+    )
+    demo.add_argument("--no-mqtt", action="store_true", help="publish nothing")
     demo.set_defaults(handler=cmd_demo)
 
     run = commands.add_parser("run", help="run the daemon")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TextIO
+from collections import Counter
+from typing import Any, TextIO
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.ads.decide import Decision
 from edge_agent.ads.values import PlayStart
 from edge_agent.audience.metrics import AudienceReport
 from edge_agent.pipeline import FrameResult
+from edge_agent.telemetry.topics import parse_topic
 
 
 class LiveStats:
@@ -68,3 +74,33 @@ class LiveStats:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class MessageCounter:
+    """Subscribes to what the demo publishes and counts it per topic, so the demo can show
+    that its messages really went through a broker."""
+
+    def __init__(self, host: str, port: int, subscription: str) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-agent-demo-view")
+        self._client.on_connect = lambda client, *_: client.subscribe(subscription, qos=1)
+        self._client.on_message = self._on_message
+        self._client.connect_async(host, port)
+        self._client.loop_start()
+
+    def _on_message(self, _client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        parsed = parse_topic(message.topic)
+        with self._lock:
+            self.counts[parsed[2].value if parsed else message.topic] += 1
+
+    def summary(self) -> str:
+        time.sleep(0.3)  # the last acknowledged messages are still on their way to us
+        with self._lock:
+            total = sum(self.counts.values())
+            parts = ", ".join(f"{topic} {n}" for topic, n in sorted(self.counts.items()))
+        return f"MQTT: {total} messages received back from the broker: {parts or 'none'}"
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -74,3 +74,35 @@ def place(image: np.ndarray, size: tuple[int, int], at: tuple[int, int], scale: 
     h, w = scaled.shape[:2]
     canvas[y : y + h, x : x + w] = scaled
     return canvas
+
+
+# -- a real MQTT broker (tests/mqtt_broker.py) ---------------------------------------------------
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path):
+    """Call with Broker options (tls=, require_client_cert=, users=, persistence=) to get a
+    started broker in its own folder; all are stopped at teardown. A missing broker skips the
+    test (fails it with EDGE_AGENT_REQUIRE_MOSQUITTO=1), as does an option the broker lacks."""
+    from mqtt_broker import Broker, BrokerUnavailable, make_broker, skip_or_fail
+
+    started: list[Broker] = []
+
+    def start(**options) -> Broker:
+        try:
+            broker = make_broker(tmp_path / f"broker-{len(started)}", **options)
+        except BrokerUnavailable as error:
+            skip_or_fail(error)
+        started.append(broker)
+        broker.start()
+        return broker
+
+    yield start
+    for broker in reversed(started):
+        broker.close()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    """A started plain broker (anonymous, no TLS, persistence on) on 127.0.0.1:broker.port."""
+    return broker_factory()

@@ -56,7 +56,9 @@ def write_config(
         f"  dir: {tmp_path / 'state'}",
         "mqtt:",
     ]
-    lines += [f"  {key}: {json.dumps(value)}" for key, value in (mqtt or {"enabled": False}).items()]
+    lines += [
+        f"  {key}: {json.dumps(value)}" for key, value in (mqtt or {"enabled": False}).items()
+    ]
     path = tmp_path / "config.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -192,3 +194,64 @@ def test_unusable_rules_stop_start_up_with_file_line_and_key(tmp_path, walk_vide
     config.write_text(config.read_text().replace("ads:\n", f"ads:\n  rules: {rules}\n"))
     assert main(["run", "--config", str(config)]) == 2
     assert f"{rules}:2: creatives[0].file: no such file" in capsys.readouterr().err
+
+
+def test_daemon_publishes_the_whole_contract_to_a_real_broker(tmp_path, walk_video, broker):
+    """Real video, real models, real rules, real broker: reports, plays, decisions, stats and
+    states arrive and follow their schemas; the counts match what the daemon reported; the only
+    files written are the state folder's own."""
+    from ads_support import BASE, write_rules
+    from mqtt_broker import Collector
+    from telemetry_support import problems
+
+    rules = write_rules(
+        tmp_path / "ads",
+        "- {id: someone-there, creatives: [t1], play: {min_s: 0}}\n",
+        head=BASE.replace("default_min_play_s: 2", "default_min_play_s: 0").replace(
+            "minors: {playlist: [n]}", "minors: {protect: false}"
+        ),
+    )
+    mqtt = {"host": broker.host, "port": broker.port, "site": "shop", "device": "screen-1"}
+    config_path = write_config(tmp_path, walk_video, mqtt=mqtt)
+    environ = {
+        "EDGE_AGENT__ADS__RULES": str(rules),
+        "EDGE_AGENT__ADS__PLAYER": "none",
+        "EDGE_AGENT__AUDIENCE__WINDOW_S": "1",
+        "EDGE_AGENT__LOGGING__STATS_INTERVAL_S": "0.05",
+    }
+    collector = Collector(broker, ["edge-agent/shop/screen-1/#"])
+    assert collector.wait_connected()
+    reports, events = [], []
+    before = set(tmp_path.rglob("*"))
+    daemon = Daemon(
+        load_config(config_path, environ=environ),
+        on_report=reports.append,
+        on_play_event=events.append,
+    )
+    daemon.run()
+    # run() returns after the link's final flush: everything is on the broker already.
+    root = "edge-agent/shop/screen-1"
+    assert collector.wait_for(
+        lambda: any(b'"stopped"' in p for p in collector.payloads(f"{root}/availability"))
+    )
+    collector.close()
+
+    for message in collector.messages():
+        assert problems(message.payload) == [], (message.topic, message.payload)
+    published = [json.loads(p) for p in collector.payloads(f"{root}/audience/report")]
+    assert len(published) == len(reports)
+    assert sum(r["passers_by"] for r in published) == sum(r.passers_by for r in reports) == 1
+    plays = [json.loads(p) for p in collector.payloads(f"{root}/ads/play")]
+    assert [p["play_id"] for p in plays] == [e.play_id for e in events]
+    decisions = [json.loads(p) for p in collector.payloads(f"{root}/ads/decision")]
+    assert "someone-there" in [d["rule_id"] for d in decisions]
+    assert collector.messages(f"{root}/stats"), "stats every 0.05 s"
+    today = json.loads(collector.payloads(f"{root}/audience/today")[-1])
+    assert today["passers_by"] == 1
+    states = [json.loads(p)["state"] for p in collector.payloads(f"{root}/availability")]
+    assert states == ["online", "stopped"]
+
+    written = {path.relative_to(tmp_path).as_posix() for path in set(tmp_path.rglob("*")) - before}
+    allowed = {"state", "state/rules.last-good.yaml", "state/audience-today.json"}
+    outbox = {"state/outbox.sqlite", "state/outbox.sqlite-wal", "state/outbox.sqlite-shm"}
+    assert written - outbox <= allowed, "no image, crop or per-person record on disk"

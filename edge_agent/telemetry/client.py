@@ -108,6 +108,7 @@ class MqttLink:
         self._dirty: set[str] = set()
         self._resend_states = False  # set on connect and on request: send every state again
         self._connected = False
+        self._refused = False  # the broker's CONNACK said no (network thread only)
         self._stopping = False
         self._acked_mids: deque[int] = deque()  # appended by the network thread
         self._seq_by_mid: dict[int, int] = {}  # sender thread only
@@ -252,6 +253,7 @@ class MqttLink:
         _properties: object,
     ) -> None:
         if reason.is_failure:
+            self._refused = True
             self._note_error(f"the broker refused the connection: {reason}")
             return
         # Subscribing here keeps the subscriptions across reconnects (clean sessions).
@@ -280,10 +282,19 @@ class MqttLink:
             was_connected = self._connected
             self._connected = False
             stopping = self._stopping
-        if not stopping:
-            self._set_will()
-            if was_connected:
-                log.warning("MQTT: connection lost (%s); reconnecting, messages are kept", reason)
+            refused, self._refused = self._refused, False
+        if stopping:
+            return
+        self._set_will()
+        if was_connected:
+            log.warning("MQTT: connection lost (%s); reconnecting, messages are kept", reason)
+        elif not refused:  # a refusal has said why already
+            # With TLS 1.3 a missing or untrusted client certificate shows up only here: the
+            # handshake "succeeds" and the broker hangs up before its CONNACK.
+            self._note_error(
+                f"the connection closed before the broker accepted it ({reason}); check the"
+                " TLS certificates and the credentials"
+            )
 
     def _on_publish(
         self,

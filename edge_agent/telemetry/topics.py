@@ -94,7 +94,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         1,
         True,
         None,
-        "after every window report; at midnight (local time) it starts again from 0",
+        "after every window report; the first after local midnight starts from 0 again",
         "Passers-by and viewers since local midnight, by segment; survives restarts.",
     ),
     TopicSpec(
@@ -214,3 +214,26 @@ def parse_topic(topic: str, base: str = DEFAULT_BASE) -> tuple[str, str, Leaf] |
         return site, device, Leaf(rest)
     except ValueError:
         return None
+
+
+def render_topic_table(base: str = DEFAULT_BASE) -> str:
+    """The Markdown table of docs/mqtt.md (a test keeps the page and this table in step)."""
+    rows = [
+        "| topic | payload `type` | QoS | retained | kept in the outbox | when |",
+        "| --- | --- | :-: | :-: | --- | --- |",
+    ]
+    for spec in TOPICS:
+        kept = (
+            "no: latest value, re-sent on connect"
+            if spec.importance is None
+            else (f"yes ({spec.importance.name.lower()})")
+        )
+        rows.append(
+            f"| `{base}/<site>/<device>/{spec.leaf.value}` | `{spec.message_type}` | {spec.qos}"
+            f" | {'yes' if spec.retain else 'no'} | {kept} | {spec.rate} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m edge_agent.telemetry.topics
+    print(render_topic_table(), end="")
