@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import pytest
 from ads_support import BASE, person, table_with
@@ -13,7 +14,14 @@ from telemetry_support import problems, report, schema, schema_names
 
 from edge_agent.ads.scheduler import AdScheduler
 from edge_agent.telemetry import homeassistant, payloads
-from edge_agent.telemetry.topics import SPECS, TOPICS, Leaf, Topics, parse_topic
+from edge_agent.telemetry.topics import (
+    SPECS,
+    TOPICS,
+    Leaf,
+    Topics,
+    parse_topic,
+    render_topic_table,
+)
 
 WALL = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC).timestamp()
 IDS = ("berlin-mitte", "door-left")
@@ -174,3 +182,19 @@ def test_home_assistant_discovery_reads_only_fields_that_exist():
     (availability,) = discovery["availability"]
     assert availability["topic"] == topics.topic(Leaf.AVAILABILITY)
     assert discovery["dev"]["ids"] == ["edge_agent_berlin_mitte_door_left"]
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
+
+
+def test_the_docs_list_every_topic_as_the_code_does():
+    assert render_topic_table() in DOCS.read_text()
+
+
+def test_every_payload_example_in_the_docs_follows_its_schema():
+    blocks = re.findall(r"```json\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
+    examples = [json.loads(block) for block in blocks]
+    payload_examples = [e for e in examples if isinstance(e, dict) and "schema_version" in e]
+    assert {e["type"] for e in payload_examples} >= {"audience_report", "ads_play", "error"}
+    for example in payload_examples:
+        assert problems(example) == [], example
