@@ -445,3 +445,43 @@ def test_audience_sections_convert_to_their_stages():
     fusion = config.fusion()
     assert fusion.samples_needed == config.audience.fusion_samples
     assert fusion.bracket_edges == config.vision.age_brackets
+
+
+# ---------------------------------------------------------------------------------------------
+# The mqtt section
+
+
+def test_mqtt_site_and_device_must_be_one_topic_level(tmp_path):
+    problem = only(write(tmp_path, "mqtt:\n  site: berlin/mitte\n"))
+    assert (problem.line, problem.key_path) == (2, "mqtt.site")
+    assert "one MQTT topic level" in problem.message
+    assert load_config(write(tmp_path, "mqtt:\n  device: door-left.2\n"), NO_ENV).mqtt.device == (
+        "door-left.2"
+    )
+
+
+def test_mqtt_client_certificate_needs_its_key(tmp_path):
+    problem = only(write(tmp_path, "mqtt:\n  tls:\n    enabled: true\n    cert_file: c.pem\n"))
+    assert problem.key_path == "mqtt"
+    assert "cert_file and tls.key_file go together" in problem.message
+
+
+def test_mqtt_password_comes_from_the_environment_verbatim(tmp_path):
+    config = load_config(
+        write(tmp_path, "mqtt:\n  username: display\n"),
+        {"EDGE_AGENT__MQTT__PASSWORD": "123: not yaml #"},
+    )
+    assert config.mqtt.password == "123: not yaml #"  # text keys are never parsed as YAML
+
+
+def test_an_unreadable_password_file_stops_run_with_its_name(tmp_path, capsys):
+    from edge_agent.cli import main
+
+    missing = tmp_path / "no-such-password"
+    path = write(
+        tmp_path,
+        f"mqtt:\n  username: display\n  password_file: {missing}\n"
+        f"state:\n  dir: {tmp_path / 'state'}\n",
+    )
+    assert main(["run", "--config", str(path), "--max-frames", "1"]) == 2
+    assert f"mqtt.password_file: cannot read {missing}" in capsys.readouterr().err
