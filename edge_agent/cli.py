@@ -132,6 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     repo = Path(__file__).resolve().parents[1]
     samples = repo / "samples"
+    logging.getLogger().setLevel(logging.WARNING)
     broker = None
     if args.broker is None and not args.no_mqtt:
         broker = EmbeddedBroker()
@@ -157,7 +158,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "EDGE_AGENT__MQTT__DEVICE": "demo",
     }
     config = load_config(None, environ=environ)
-    logging.getLogger().setLevel(logging.WARNING)
     live = LiveStats(sys.stdout)
     reports = []
 
@@ -196,6 +196,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps([report_json(r) for r in reports], indent=2) + "\n")
     return code
+
+
+def _add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    from edge_agent.telemetry import dashboard
+
+    dashboard.add_arguments(parser)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from edge_agent.telemetry import dashboard
+
+    return dashboard.run(args)
 
 
 def cmd_eval_footage(args: argparse.Namespace) -> int:
@@ -348,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     config_actions.add_parser("schema", help="print the JSON Schema of config.yaml")
     config.set_defaults(handler=cmd_config)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="live terminal view of one or many displays, from their MQTT broker"
+    )
+    _add_dashboard_arguments(dashboard)
+    dashboard.set_defaults(handler=cmd_dashboard)
 
     rules = commands.add_parser(
         "rules", help="check the ad rules, print their JSON Schema, explain a decision"

@@ -201,7 +201,12 @@ class Daemon:
             self.telemetry.start()  # connects in the background; messages wait in the outbox
         if self.ads is not None:
             # Before the camera: the screen shows something even if it never delivers a frame.
-            self.ads.start(time.monotonic(), time.time())  # the web player logs its address
+            try:
+                self.ads.start(time.monotonic(), time.time())  # the web player logs its address
+            except Exception:
+                if self.telemetry is not None:
+                    self.telemetry.stop()  # a rules error event may still reach the broker
+                raise
         self.reader.start()
         log.info("reading from %s", self.config.source.spec)
         try:

@@ -24,10 +24,12 @@ Three parts, kept apart so each can be tested on its own:
 
 Layout: up to `DETAIL_LIMIT` (6) devices get one detailed panel each (state, health, audience
 now and today, what plays, the last error, and the last window as bars per gender x age
-bracket). A larger fleet gets a compact table, one line per device, so 100 displays stay
-readable; `--device` (and `--site`) narrow the subscription to get the detailed panels back,
-and `--layout panels|table` overrides the choice. The header always names the devices that
-are not online, so a problem is visible even when the table is taller than the terminal.
+bracket). A larger fleet gets a compact table, one line per device under one line per site,
+so 100 displays stay readable; its number columns never shrink and the creative's name is cut
+first on a narrow terminal. `--device` (and `--site`) narrow the subscription to get the
+detailed panels back, and `--layout panels|table` overrides the choice. The header always names
+the devices that are not online, so a problem is visible even when the table is taller than the
+terminal (the live view uses the alternate screen, like `top`; Ctrl-C leaves it).
 
 Age brackets are read from the segment keys themselves (`passers_by_female_20_34` ->
 female, 20-34), never hard-coded, because each device's `vision.age_brackets` decides them.
@@ -63,7 +65,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -710,32 +712,47 @@ def short_ago(ts_ms: int, now_ms: int) -> str:
 
 
 def render_fleet_table(view: FleetView) -> Table:
-    """One line per device; the columns that can be long (playing, error) give way first."""
+    """One line per device under a line per site (so the device column stays narrow); the
+    creative's name is last and is the one cut when the terminal is too narrow."""
     now_ms = view.taken_ms
     table = Table(
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
+        box=box.SIMPLE_HEAD,  # its column separators are the only gaps: no padding needed
+        padding=0,
         caption="now: viewers/present · today, window: passers-by/viewers · ages: s m h d ago",
         caption_justify="left",
     )
-    rows = [_table_row(device, now_ms) for device in view.devices]
-    fixed = ("device", "state", "fps", "outbox", "now", "today", "window")
-    for index, name in enumerate(fixed):
-        # These never shrink: a cut number is worse than a cut creative name.
+    rows: list[list[RenderableType]] = []
+    site = None
+    for device in view.devices:
+        if device.site != site:
+            site = device.site
+            rows.append([Text(site, style="bold underline")] + [""] * (len(_FLEET_COLUMNS) - 1))
+        rows.append(_table_row(device, now_ms))
+    for index, name in enumerate(_FLEET_COLUMNS):
+        if name == "playing":
+            table.add_column(name, no_wrap=True, overflow="ellipsis")
+            continue
+        # Never shrunk: a cut number or state is worse than a cut creative name.
         widest = max([len(name), *(_width(row[index]) for row in rows)])
-        table.add_column(
-            name, justify="left" if index < 2 else "right", no_wrap=True, min_width=widest
-        )
-    table.add_column("playing", no_wrap=True, overflow="ellipsis")
-    # An error must stay visible even when the creative's name has to be cut for it.
-    errors = [_width(row[-1]) for row in rows if row[-1]]
-    table.add_column(
-        "error", no_wrap=True, overflow="ellipsis", min_width=min(max(errors, default=0), 20)
-    )
+        justify: JustifyMethod = "left" if name in ("device", "state", "last error") else "right"
+        table.add_column(name, justify=justify, no_wrap=True, min_width=widest)
     for row in rows:
         table.add_row(*row)
     return table
+
+
+# "playing" last: it is the column a narrow terminal cuts.
+_FLEET_COLUMNS = (
+    "device",
+    "state",
+    "fps",
+    "outbox",
+    "now",
+    "today",
+    "window",
+    "last error",
+    "playing",
+)
 
 
 def _width(cell: RenderableType) -> int:
@@ -743,27 +760,27 @@ def _width(cell: RenderableType) -> int:
 
 
 def _table_row(device: DeviceView, now_ms: int) -> list[RenderableType]:
+    """The cells of one device, in _FLEET_COLUMNS order."""
     health, current, today = device.health, device.current, device.today
     window, error, availability = device.window, device.last_error, device.availability
     state = Text(device.state, style=STATE_STYLE.get(device.state, "dim"))
     if availability is not None and availability.since_ms is not None:
         state.append(f" {short_ago(availability.since_ms, now_ms)}")
     outbox = health.outbox_pending if health else None
+    last_error: RenderableType = ""
+    if error:
+        style = "green" if error.kind.endswith("_back") else "red"
+        last_error = Text(f"{error.kind} {short_ago(error.ts_ms, now_ms)}", style=style)
     return [
-        Text(device.name, style="bold"),
+        Text(f"  {device.device}"),
         state,
         f"{health.fps:.1f}" if health else NO_VALUE,
         NO_VALUE if outbox is None else str(outbox),
         f"{current.viewers_now}/{current.present}" if current else NO_VALUE,
         f"{today.passers_by}/{today.viewers}" if today else NO_VALUE,
         f"{window.passers_by}/{window.viewers}" if window else NO_VALUE,
+        last_error,
         device.playing.creative_id if device.playing else NO_VALUE,
-        Text(
-            f"{error.kind} {short_ago(error.ts_ms, now_ms)}",
-            style="green" if error.kind.endswith("_back") else "red",
-        )
-        if error
-        else "",
     ]
 
 
@@ -842,7 +859,11 @@ class FeedSettings:
 class FleetFeed:
     """A read-only paho 2.x subscriber feeding a FleetModel from paho's network thread."""
 
-    def __init__(self, settings: FeedSettings, model: FleetModel) -> None:
+    def __init__(
+        self, settings: FeedSettings, model: FleetModel, *, reconnect: bool = True
+    ) -> None:
+        """reconnect=False (--once): a refused connection ends at once instead of after a
+        back-off sleep that close() would have to wait out."""
         self.settings = settings
         self.model = model
         self._settled = threading.Condition()
@@ -854,6 +875,7 @@ class FleetFeed:
             client_id=settings.client_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
+            reconnect_on_failure=reconnect,
         )
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         if settings.username is not None:
@@ -1045,7 +1067,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--password",
         default=None,
-        help=f"default: ${PASSWORD_ENVS[0]} or ${PASSWORD_ENVS[1]} (keeps it out of `ps`)",
+        help=f"with --username; default: ${PASSWORD_ENVS[0]} or ${PASSWORD_ENVS[1]} (which"
+        " keeps it out of `ps`)",
     )
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true", help="connect with TLS")
@@ -1081,11 +1104,13 @@ def feed_settings(args: argparse.Namespace) -> FeedSettings:
     base = args.base_topic
     if not base or any(char in base for char in "+#") or base.endswith("/"):
         raise ValueError(f"--base-topic {base!r} must not be empty, end in '/' or use + #")
+    if args.password is not None and args.username is None:
+        raise ValueError("--password needs --username (MQTT sends no password alone)")
     password = args.password
-    if password is None:
+    if password is None and args.username is not None:
+        # Only with a user name: the daemon's environment may hold its password on a machine
+        # where the dashboard connects anonymously, and that must not stop it.
         password = next((os.environ[name] for name in PASSWORD_ENVS if os.environ.get(name)), None)
-    if password is not None and args.username is None:
-        raise ValueError("a password needs --username (MQTT sends no password alone)")
     tls_files = {
         "--ca-file": args.ca_file,
         "--cert-file": args.cert_file,
@@ -1123,7 +1148,7 @@ def run(args: argparse.Namespace) -> int:
     model = FleetModel(
         settings.base_topic, broker=settings.label, subscription=settings.subscription
     )
-    feed = FleetFeed(settings, model)
+    feed = FleetFeed(settings, model, reconnect=args.once is None)
     if args.once is not None:
         return _run_once(feed, model, args.once, args.layout)
     return _run_live(feed, model, args.refresh, args.layout)

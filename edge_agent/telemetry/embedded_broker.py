@@ -83,7 +83,8 @@ class EmbeddedBroker:
             loop.close()
 
         # amqtt logs every connection at INFO: keep the demo's terminal for the demo.
-        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        for noisy in ("amqtt", "transitions"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self._thread = threading.Thread(target=serve, name="embedded-mqtt-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s):

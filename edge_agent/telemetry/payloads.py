@@ -241,7 +241,7 @@ def error(
     key: str | None = None,
     problems: int = 1,
 ) -> Payload:
-    """kind: rules_invalid | source_lost | source_back | telemetry (see the schema)."""
+    """kind: rules_invalid | source_lost | source_back (see the schema)."""
     return {
         **envelope("error", site, device, wall),
         "kind": kind,
