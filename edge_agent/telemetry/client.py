@@ -110,6 +110,7 @@ class MqttLink:
         self._connected = False
         self._refused = False  # the broker's CONNACK said no (network thread only)
         self._stopping = False
+        self._work = False  # something for the sender: set with every notify, under the lock
         self._acked_mids: deque[int] = deque()  # appended by the network thread
         self._seq_by_mid: dict[int, int] = {}  # sender thread only
         self._after_seq = 0  # the last outbox seq handed to paho
@@ -127,18 +128,21 @@ class MqttLink:
         with self._wake:
             self._states[message.topic] = message
             self._dirty.add(message.topic)
-            self._wake.notify()
+            self._work = True
+            self._wake.notify_all()
 
     def wake(self) -> None:
         """Something was put into the outbox."""
         with self._wake:
-            self._wake.notify()
+            self._work = True
+            self._wake.notify_all()
 
     def resend_states(self) -> None:
         """Send every state again (Home Assistant restarted and asked for them)."""
         with self._wake:
             self._resend_states = True
-            self._wake.notify()
+            self._work = True
+            self._wake.notify_all()
 
     def status(self) -> LinkStatus:
         with self._wake:
@@ -187,6 +191,7 @@ class MqttLink:
                 stopped_sent = False
         with self._wake:
             self._stopping = True
+            self._work = True
             self._wake.notify_all()
         self._sender.join(timeout=2.0)
         self._process_acks()
@@ -264,7 +269,8 @@ class MqttLink:
             self._connects += 1
             self._last_error = None
             self._resend_states = True
-            self._wake.notify()
+            self._work = True
+            self._wake.notify_all()
         log.info("MQTT: connected to %s:%d", self.settings.host, self.settings.port)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
@@ -308,7 +314,8 @@ class MqttLink:
         # the sender thread touch the outbox.
         self._acked_mids.append(mid)
         with self._wake:
-            self._wake.notify()
+            self._work = True
+            self._wake.notify_all()
 
     def _on_message(
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
@@ -336,7 +343,11 @@ class MqttLink:
             with self._wake:
                 if self._stopping:
                     return
-                self._wake.wait(timeout=0.5)
+                # The flag, not the notify, says there is work: a notify that came while
+                # this thread was publishing would otherwise be missed for a whole timeout.
+                if not self._work:
+                    self._wake.wait(timeout=0.5)
+                self._work = False
                 if self._stopping:
                     return
                 connected = self._connected
