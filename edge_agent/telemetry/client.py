@@ -179,6 +179,14 @@ class MqttLink:
         start."""
         deadline = time.monotonic() + flush_timeout_s
         drained = self._wait_drained(deadline)
+        # The sender stops first, so no `online` (say, for Home Assistant's birth message)
+        # can follow `stopped`.
+        with self._wake:
+            self._stopping = True
+            self._work = True
+            self._wake.notify_all()
+        self._sender.join(timeout=2.0)
+        self._process_acks()
         stopped_sent = False
         if self._connected:
             info = self._client.publish(
@@ -189,12 +197,6 @@ class MqttLink:
                 stopped_sent = info.is_published()
             except (RuntimeError, ValueError):
                 stopped_sent = False
-        with self._wake:
-            self._stopping = True
-            self._work = True
-            self._wake.notify_all()
-        self._sender.join(timeout=2.0)
-        self._process_acks()
         # A clean DISCONNECT: the broker discards the will, so `stopped` stays.
         self._client.disconnect()
         self._client.loop_stop()
