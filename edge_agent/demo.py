@@ -8,12 +8,12 @@ from collections import Counter
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.ads.decide import Decision
 from edge_agent.ads.values import PlayStart
 from edge_agent.audience.metrics import AudienceReport
 from edge_agent.pipeline import FrameResult
+from edge_agent.telemetry.client import new_paho_client
 from edge_agent.telemetry.topics import parse_topic
 
 
@@ -83,7 +83,7 @@ class MessageCounter:
     def __init__(self, host: str, port: int, subscription: str) -> None:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-agent-demo-view")
+        self._client = new_paho_client("edge-agent-demo-view")
         self._client.on_connect = lambda client, *_: client.subscribe(subscription, qos=1)
         self._client.on_message = self._on_message
         self._client.connect_async(host, port)

@@ -82,6 +82,43 @@ class LinkStatus:
     acknowledged: int  # outbox messages the broker acknowledged (and that left the outbox)
 
 
+def new_paho_client(
+    client_id: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    tls: TlsSettings | None = None,
+    reconnect_min_s: float = 1.0,
+    reconnect_max_s: float = 60.0,
+    reconnect_on_failure: bool = True,
+) -> mqtt.Client:
+    """A paho 2.x MQTT 3.1.1 client (clean session) with credentials, TLS and back-off set:
+    what every connection of ours has in common (the link, the dashboard, the demo's view)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+        reconnect_on_failure=reconnect_on_failure,
+    )
+    client.reconnect_delay_set(  # type: ignore[arg-type]  # paho does float arithmetic
+        min_delay=reconnect_min_s, max_delay=reconnect_max_s
+    )
+    if username is not None:
+        client.username_pw_set(username, password)
+    if tls is not None:
+        client.tls_set(
+            ca_certs=str(tls.ca_file) if tls.ca_file else None,
+            certfile=str(tls.cert_file) if tls.cert_file else None,
+            keyfile=str(tls.key_file) if tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        if not tls.verify_hostname:
+            client.tls_insecure_set(True)
+    return client
+
+
 class MqttLink:
     """One device's connection to its broker."""
 
@@ -213,31 +250,17 @@ class MqttLink:
 
     def _make_client(self) -> mqtt.Client:
         settings = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+        client = new_paho_client(
+            settings.client_id,
+            username=settings.username,
+            password=settings.password,
+            tls=settings.tls,
+            reconnect_min_s=settings.reconnect_min_s,
+            reconnect_max_s=settings.reconnect_max_s,
         )
         # Our own window bounds what is in flight; paho must not refuse a publish.
         client.max_inflight_messages_set(settings.inflight)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(  # type: ignore[arg-type]  # paho does float arithmetic
-            min_delay=settings.reconnect_min_s, max_delay=settings.reconnect_max_s
-        )
-        if settings.username is not None:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.tls is not None:
-            tls = settings.tls
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            if not tls.verify_hostname:
-                client.tls_insecure_set(True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

@@ -49,7 +49,6 @@ import json
 import math
 import os
 import re
-import ssl
 import sys
 import threading
 import time
@@ -62,7 +61,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from rich import box
 from rich.console import Console, Group, JustifyMethod, RenderableType
@@ -71,6 +69,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from edge_agent.telemetry.client import TlsSettings, new_paho_client
 from edge_agent.telemetry.topics import (
     DEFAULT_BASE,
     SPECS,
@@ -870,24 +869,16 @@ class FleetFeed:
         self._subscribed = False
         self._failure: str | None = None
         self._subscribe_mid: int | None = None
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+        tls = TlsSettings(settings.ca_file, settings.cert_file, settings.key_file)
+        client = new_paho_client(
+            settings.client_id,
+            username=settings.username,
+            password=settings.password,
+            tls=tls if settings.tls else None,
+            reconnect_min_s=RECONNECT_MIN_S,
+            reconnect_max_s=RECONNECT_MAX_S,
             reconnect_on_failure=reconnect,
         )
-        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
-        if settings.username is not None:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
-            client.tls_set(
-                ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                certfile=str(settings.cert_file) if settings.cert_file else None,
-                keyfile=str(settings.key_file) if settings.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
