@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +21,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from mqtt_bench_support import HOST, Mosquitto, summary
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,47 +29,6 @@ sys.path.insert(0, str(REPO))
 
 from edge_agent.config import load_config  # noqa: E402
 from edge_agent.daemon import Daemon  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Mosquitto:
-    def __init__(self, folder: Path, port: int) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.config = folder / "mosquitto.conf"
-        lines = [
-            f"listener {port} 127.0.0.1",
-            "allow_anonymous true",
-            "persistence true",
-            f"persistence_location {folder}/",
-            "max_queued_messages 0",
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")  # else it drops to 'mosquitto' and cannot write here
-        self.config.write_text("\n".join(lines) + "\n")
-        self.command = [binary, "-c", str(self.config)]
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 class ReportCounter:
@@ -87,7 +42,7 @@ class ReportCounter:
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=1)  # type: ignore[arg-type]
         self.client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
+        self.client.connect(HOST, port)
         self.client.loop_start()
 
     def _on_message(self, _client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
@@ -101,9 +56,17 @@ class ReportCounter:
         self.client.loop_stop()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+def frame_row(values: list[float]) -> dict[str, float | None]:
+    """Pipeline time per frame in one phase (ms): count, mean, p50, p99 (nearest rank)."""
+    if not values:
+        return {"frames": 0, "mean": None, "p50": 0.0, "p99": 0.0}
+    stats = summary(values, (50, 99))
+    return {
+        "frames": len(values),
+        "mean": round(stats["mean"], 3),
+        "p50": round(stats["p50"], 3),
+        "p99": round(stats["p99"], 3),
+    }
 
 
 def main() -> int:
@@ -116,9 +79,8 @@ def main() -> int:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="edge-agent-drill-"))
-    port = free_port()
-    broker = Mosquitto(folder, port)
-    broker.start()
+    broker = Mosquitto(folder, persistence_folder=folder).start()
+    port = broker.port
     counter = ReportCounter(port, "edge-agent/drill/screen/audience/report")
     environ = {
         "EDGE_AGENT__SOURCE__SPEC": str(REPO / "samples" / "demo.mp4"),
@@ -130,7 +92,7 @@ def main() -> int:
         "EDGE_AGENT__AUDIENCE__MIN_SEGMENT_SIZE": "1",
         "EDGE_AGENT__STATE__DIR": str(folder / "state"),
         "EDGE_AGENT__MQTT__PORT": str(port),
-        "EDGE_AGENT__MQTT__HOST": "127.0.0.1",
+        "EDGE_AGENT__MQTT__HOST": HOST,
         "EDGE_AGENT__MQTT__SITE": "drill",
         "EDGE_AGENT__MQTT__DEVICE": "screen",
         "EDGE_AGENT__MQTT__RECONNECT_MAX_S": "5",
@@ -195,15 +157,7 @@ def main() -> int:
         "lost": len(made) - len(unique),
         "in_order": ordered == sorted(ordered),
         "peak_outbox_backlog": peak_backlog,
-        "pipeline_ms_per_frame": {
-            name: {
-                "frames": len(values),
-                "mean": round(statistics.fmean(values), 3) if values else None,
-                "p50": round(percentile(values, 0.5), 3),
-                "p99": round(percentile(values, 0.99), 3),
-            }
-            for name, values in frame_ms.items()
-        },
+        "pipeline_ms_per_frame": {name: frame_row(values) for name, values in frame_ms.items()},
     }
     print(json.dumps(results, indent=2))
     if args.out:
