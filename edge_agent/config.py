@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -504,9 +503,6 @@ class StateConfig(ConfigModel):
     )
 
 
-_TOPIC_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # one topic level (telemetry.topics)
-
-
 class MqttTlsConfig(ConfigModel):
     enabled: bool = _field(
         False,
@@ -629,11 +625,10 @@ class MqttConfig(ConfigModel):
     @field_validator("site", "device")
     @classmethod
     def _one_topic_level(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(_TOPIC_ID, value):
-            raise ValueError(
-                "must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or"
-                " digit (it becomes one MQTT topic level)"
-            )
+        from edge_agent.telemetry.topics import ID_RULE, is_topic_id
+
+        if value is not None and not is_topic_id(value):
+            raise ValueError(ID_RULE)
         return value
 
     @model_validator(mode="after")

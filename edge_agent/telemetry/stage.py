@@ -22,7 +22,7 @@ from edge_agent.audience.metrics import OTHER, UNKNOWN_SEGMENT, AudienceReport
 from edge_agent.config import Config
 from edge_agent.telemetry import homeassistant, payloads
 from edge_agent.telemetry.client import LinkSettings, LinkStatus, Message, MqttLink, TlsSettings
-from edge_agent.telemetry.outbox import Outbox, OutboxStats
+from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.payloads import Payload, encode
 from edge_agent.telemetry.today import DayTotals, TodayCounter
 from edge_agent.telemetry.topics import SPECS, Leaf, Topics
@@ -244,9 +244,6 @@ class TelemetryStage:
 
     def link_status(self) -> LinkStatus:
         return self.link.status()
-
-    def outbox_stats(self) -> OutboxStats:
-        return self.outbox.stats()
 
     # ----------------------------------------------------------------------------------------
 

@@ -159,13 +159,20 @@ TOPICS: tuple[TopicSpec, ...] = (
 SPECS: dict[Leaf, TopicSpec] = {spec.leaf: spec for spec in TOPICS}
 
 
+ID_RULE = (
+    "must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (it becomes"
+    " one MQTT topic level)"
+)
+
+
+def is_topic_id(value: str) -> bool:
+    return bool(_ID.match(value))
+
+
 def check_id(value: str, what: str) -> str:
     """`value` if it can be one topic level, else ValueError saying why."""
-    if not _ID.match(value):
-        raise ValueError(
-            f"{what} {value!r} must be 1-64 letters, digits, '_', '-' or '.', starting with a"
-            " letter or digit (it becomes one MQTT topic level)"
-        )
+    if not is_topic_id(value):
+        raise ValueError(f"{what} {value!r} {ID_RULE}")
     return value
 
 
