@@ -3,8 +3,11 @@
 The camera is read on its own thread (latest frame wins); everything else runs on the main
 thread, one frame at a time. SIGTERM and SIGINT stop the loop, the open window is flushed,
 the reader is stopped, and the process exits within about two seconds. Under systemd,
-READY is sent once the models are loaded and the first frame is in, and WATCHDOG pings come
-from the frame loop itself, so a wedged loop gets the process restarted.
+READY is sent once the models are loaded, the ads are on screen and telemetry runs, without
+waiting for the first frame: a camera that is unplugged or broken must not keep the service
+"activating" until systemd kills it and the screen goes dark. STATUS says whether frames
+arrive. WATCHDOG pings come from the frame loop itself, which runs with or without frames,
+so a wedged loop gets the process restarted.
 """
 
 from __future__ import annotations
@@ -194,7 +197,7 @@ class Daemon:
         stats = _StatsWindow(time.monotonic())
         last_ping = 0.0
         processed = 0
-        ready = False
+        receiving = False
         people: tuple[PersonNow, ...] = ()
         last_frame_at = time.monotonic()
         if self.telemetry is not None:
@@ -209,6 +212,7 @@ class Daemon:
                 raise
         self.reader.start()
         log.info("reading from %s", self.config.source.spec)
+        self.notifier.ready(f"waiting for frames from {self.config.source.spec}")
         try:
             while not self.stop_event.is_set():
                 now = time.monotonic()
@@ -226,9 +230,9 @@ class Daemon:
                     self._tick_ads(people)
                     self._watch_source(now)
                     continue
-                if not ready:
-                    self.notifier.ready("processing frames")
-                    ready = True
+                if not receiving:
+                    self.notifier.status(f"processing frames from {self.config.source.spec}")
+                    receiving = True
                 result = self.pipeline.process(frame)
                 people, last_frame_at = result.snapshot.people, time.monotonic()
                 self._tick_ads(people)
@@ -286,8 +290,9 @@ class Daemon:
             self.telemetry.current(present, viewers_now, time.monotonic(), time.time())
 
     def _watch_source(self, now: float) -> None:
-        """An error event when the camera stops delivering, another when it is back."""
-        if self.telemetry is None or now < self._next_source_check:
+        """An error event (and the systemd status) when the camera stops delivering, another
+        when it is back."""
+        if now < self._next_source_check:
             return
         self._next_source_check = now + 1.0
         source = self.reader.stats()
@@ -295,15 +300,16 @@ class Daemon:
         if ok == self._source_was_ok:
             return
         self._source_was_ok = ok
+        spec = self.config.source.spec
         if ok:
-            self.telemetry.error(
-                "source_back", f"the camera delivers frames again: {self.config.source.spec}"
-            )
+            self.notifier.status(f"processing frames from {spec}")
+            if self.telemetry is not None:
+                self.telemetry.error("source_back", f"the camera delivers frames again: {spec}")
         else:
             reason = source.last_error or ("stalled" if source.stalled else "not connected")
-            self.telemetry.error(
-                "source_lost", f"no frames from {self.config.source.spec}: {reason}"
-            )
+            self.notifier.status(f"no frames from {spec}: {reason}; retrying")
+            if self.telemetry is not None:
+                self.telemetry.error("source_lost", f"no frames from {spec}: {reason}")
 
     def _log_report(self, report: AudienceReport) -> None:
         reports_log.info(json.dumps(report_json(report), sort_keys=True))

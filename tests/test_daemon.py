@@ -91,7 +91,7 @@ def test_sigterm_stops_cleanly_and_quickly(tmp_path, walk_video):
         text=True,
     )
     try:
-        assert b"READY=1" in server.recv(256)  # models loaded, first frame in
+        assert b"READY=1" in server.recv(256)  # models loaded, ads and telemetry up
         time.sleep(1.0)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
@@ -106,6 +106,49 @@ def test_sigterm_stops_cleanly_and_quickly(tmp_path, walk_video):
     assert stopped_in < 2.0, output
     assert "received SIGTERM" in output
     assert '"type": "audience_report"' in output  # the open window was flushed
+
+
+def test_a_dead_camera_still_gets_ready_and_watchdog_pings(tmp_path, walk_video):
+    """READY must not wait for a frame: systemd would kill a service whose camera is unplugged
+    (and the screen with it) at TimeoutStartSec. The loop keeps pinging the watchdog and says
+    in STATUS why nothing is counted."""
+    config = write_config(tmp_path, walk_video)
+    config.write_text(config.read_text().replace(f"spec: {walk_video}", "spec: /dev/video97"))
+    notify = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(notify))
+    server.settimeout(60)
+    # WATCHDOG_PID must be the daemon's own: it is the child, so leave it unset.
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000"}
+    script = Path(sys.executable).with_name("edge-agent")
+    process = subprocess.Popen(
+        [str(script), "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    messages: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            messages.append(server.recv(512).decode())
+            pings = sum(message == "WATCHDOG=1" for message in messages)
+            if pings >= 3 and any("no frames from /dev/video97" in m for m in messages):
+                break
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.close()
+    output = process.stdout.read()
+    assert code == 0, output
+    ready = [m for m in messages if m.startswith("READY=1")]
+    assert ready and "waiting for frames from /dev/video97" in ready[0], messages
+    assert sum(message == "WATCHDOG=1" for message in messages) >= 3, messages
+    assert any("STATUS=no frames from /dev/video97" in m for m in messages), messages
+    assert not any("processing frames" in m for m in messages), messages
 
 
 def test_bad_config_exits_with_file_line_and_key(tmp_path, capsys):
