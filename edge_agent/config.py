@@ -64,6 +64,7 @@ __all__ = [
     "LoggingConfig",
     "MqttConfig",
     "MqttTlsConfig",
+    "PrivacyConfig",
     "QualityConfig",
     "SourceConfig",
     "StateConfig",
@@ -662,6 +663,42 @@ class LoggingConfig(ConfigModel):
         return value.upper() if isinstance(value, str) else value
 
 
+class PrivacyConfig(ConfigModel):
+    controller: str | None = _field(
+        None,
+        "Controller",
+        "The business responsible for the processing, as it should appear on the sign next to"
+        ' the screen (`edge-agent notice`), e.g. "Example Foods GmbH, Hauptstr. 1, Berlin".'
+        " Also sent in the retained privacy message. Required by `edge-agent notice`.",
+    )
+    contact: str | None = _field(
+        None,
+        "Contact",
+        "Where people ask privacy questions or exercise their rights: an e-mail or postal"
+        " address. Shown on the sign and sent in the privacy message. Required by"
+        " `edge-agent notice`.",
+    )
+    dpo_contact: str | None = _field(
+        None,
+        "Data protection officer",
+        "Contact of the data protection officer, where the business has one; null: not shown.",
+    )
+    more_info: str | None = _field(
+        None,
+        "Full notice",
+        'Where the full notice is available, e.g. a URL or "at the customer desk"; null: the'
+        " sign refers people to `contact`.",
+    )
+
+    @field_validator("controller", "contact", "dpo_contact", "more_info")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        # A blank value would print an empty line on the sign; null is how to leave it unset.
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty (null leaves it unset)")
+        return value
+
+
 class DebugConfig(ConfigModel):
     save_annotated_frames_dir: Path | None = _field(
         None,
@@ -691,6 +728,11 @@ class Config(ConfigModel):
         MqttConfig, "MQTT", "Telemetry: where the anonymous counts and play events go."
     )
     logging: LoggingConfig = _section(LoggingConfig, "Logging", "What the daemon logs.")
+    privacy: PrivacyConfig = _section(
+        PrivacyConfig,
+        "Privacy notice",
+        "Who is responsible for this display, for the sign `edge-agent notice` prints.",
+    )
     debug: DebugConfig = _section(
         DebugConfig, "Debug", "Debugging aids; all off by default. Never enable them in a store."
     )

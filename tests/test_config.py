@@ -229,8 +229,8 @@ def test_unknown_section_lists_the_valid_ones(tmp_path):
     problem = only(write(tmp_path, "source: {}\nbroker:\n  host: broker\n"))
     assert (problem.line, problem.key_path) == (2, "broker")
     assert (
-        "valid keys here: source, vision, tracking, audience, ads, state, mqtt, logging, debug"
-        in problem.message
+        "valid keys here: source, vision, tracking, audience, ads, state, mqtt, logging, privacy,"
+        " debug" in problem.message
     )
 
 
@@ -464,6 +464,15 @@ def test_mqtt_client_certificate_needs_its_key(tmp_path):
     problem = only(write(tmp_path, "mqtt:\n  tls:\n    enabled: true\n    cert_file: c.pem\n"))
     assert problem.key_path == "mqtt"
     assert "cert_file and tls.key_file go together" in problem.message
+
+
+def test_privacy_texts_must_not_be_blank(tmp_path):
+    problem = only(write(tmp_path, "privacy:\n  controller: Shop\n  contact: '  '\n"))
+    assert problem.key_path == "privacy.contact"
+    assert "must not be empty" in problem.message
+    # An empty override means null, as for other optional text keys.
+    config = load_config(None, environ={"EDGE_AGENT__PRIVACY__CONTACT": ""})
+    assert config.privacy.contact is None
 
 
 def test_mqtt_password_comes_from_the_environment_verbatim(tmp_path):

@@ -118,6 +118,14 @@ def test_state_payloads_are_valid():
         payloads.availability("online", *IDS, WALL, WALL - 5),
         payloads.availability("offline", *IDS, WALL, WALL - 5),
         payloads.privacy(*IDS, WALL, min_segment_size=5, window_s=60),
+        payloads.privacy(
+            *IDS,
+            WALL,
+            min_segment_size=5,
+            window_s=60,
+            controller="Example Foods GmbH",
+            contact="privacy@example-foods.de",
+        ),
         payloads.audience_current(*IDS, WALL, present=2, viewers_now=1),
         payloads.audience_today(
             *IDS,
@@ -132,8 +140,13 @@ def test_state_payloads_are_valid():
     ]
     for payload in states:
         assert problems(payload) == [], payload
-    privacy = states[2]
+    privacy, named = states[2], states[3]
     assert "5 people" in privacy["statement"] and privacy["images_sent"] is False
+    assert privacy["controller"] is None and privacy["contact"] is None
+    assert named["controller"] == "Example Foods GmbH"
+    assert named["contact"] == "privacy@example-foods.de"
+    # Added within version 1: a message from a display that predates them is still valid.
+    assert problems({k: v for k, v in named.items() if k not in ("controller", "contact")}) == []
 
 
 def test_the_schemas_reject_what_breaks_the_contract():

@@ -105,11 +105,21 @@ PRIVACY_STATEMENT = (
 
 
 def privacy(
-    site: str, device: str, wall: float, *, min_segment_size: int, window_s: float
+    site: str,
+    device: str,
+    wall: float,
+    *,
+    min_segment_size: int,
+    window_s: float,
+    controller: str | None = None,
+    contact: str | None = None,
 ) -> Payload:
+    """`controller` and `contact`: who is responsible and whom to ask (config `privacy`)."""
     return {
         **envelope("privacy", site, device, wall),
         "statement": PRIVACY_STATEMENT.format(k=min_segment_size),
+        "controller": controller,
+        "contact": contact,
         "measures": "passers-by, viewers, dwell and attention time, estimated gender and age"
         " bracket",
         "min_segment_size": min_segment_size,

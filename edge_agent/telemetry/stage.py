@@ -151,6 +151,8 @@ class TelemetryStage:
                 wall,
                 min_segment_size=audience.min_segment_size,
                 window_s=audience.window_s,
+                controller=self.config.privacy.controller,
+                contact=self.config.privacy.contact,
             ),
         )
         self._publish_today(wall)
