@@ -215,6 +215,30 @@ def test_corrupted_and_missing_models_are_all_named_with_their_sha256(tmp_path, 
     assert rows["runtime"]["status"] == "SKIP"
 
 
+@pytest.mark.parametrize("damage", ["corrupted", "missing"])
+def test_run_refuses_a_bad_model_with_the_message_doctor_shows(tmp_path, capsys, damage):
+    """The acceptance pair: `run` exits non-zero naming the file and its expected sha256, and
+    doctor's models row says exactly the same."""
+    models = tmp_path / "models"
+    shutil.copytree(default_models_dir(), models, ignore=shutil.ignore_patterns("*float32*"))
+    detector = models / "face_detection_full_range_int8.tflite"
+    if damage == "missing":
+        detector.unlink()
+    else:
+        detector.write_bytes(detector.read_bytes()[:-1] + b"\0")
+    expected = json.loads((models / "manifest.json").read_text())["files"][detector.name]["sha256"]
+    config = write_config(tmp_path, vision={"models_dir": str(models)})
+
+    assert main(["run", "--config", str(config), "--max-frames", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"edge-agent: error: {detector}: ")
+    assert f"expected {expected}" in error or f"expected sha256 {expected}" in error
+
+    code, rows = run_doctor(capsys, config, "--only", "models")
+    assert code == 1 and rows["models"]["status"] == "FAIL"
+    assert rows["models"]["detail"] == error.removeprefix("edge-agent: error: ")
+
+
 def test_missing_edgetpu_twins_are_reported(tmp_path, capsys):
     config = write_config(tmp_path, vision={"delegate": "edgetpu"})
     code, rows = run_doctor(capsys, config, "--only", "models")
