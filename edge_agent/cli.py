@@ -152,11 +152,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "EDGE_AGENT__STATE__DIR": state.name,
         "EDGE_AGENT__LOGGING__STATS_INTERVAL_S": "5",
         "EDGE_AGENT__MQTT__ENABLED": "false" if args.no_mqtt else "true",
-        "EDGE_AGENT__MQTT__HOST": host,
-        "EDGE_AGENT__MQTT__PORT": port,
         "EDGE_AGENT__MQTT__SITE": "demo",
         "EDGE_AGENT__MQTT__DEVICE": "demo",
     }
+    if not args.no_mqtt:
+        environ |= {"EDGE_AGENT__MQTT__HOST": host, "EDGE_AGENT__MQTT__PORT": port}
     config = load_config(None, environ=environ)
     live = LiveStats(sys.stdout)
     reports = []

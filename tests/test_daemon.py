@@ -183,6 +183,15 @@ def test_demo_plays_a_video_with_live_stats(walk_video, tmp_path, capsys):
     assert sum(r["passers_by"] for r in json.loads(reports.read_text())) == 1
 
 
+def test_demo_without_mqtt_publishes_nothing_and_needs_no_broker(walk_video, capsys):
+    from edge_agent.cli import main
+
+    assert main(["demo", "--no-mqtt", "--video", str(walk_video)]) == 0
+    out = capsys.readouterr().out
+    assert "MQTT:" not in out  # neither a broker address nor a received-back summary
+    assert json.loads(out.strip().splitlines()[-1])["passers_by"] == 1
+
+
 def test_frames_touch_disk_only_when_the_debug_option_says_so(tmp_path, walk_video, caplog):
     config_path = write_config(tmp_path, walk_video)
     before = set(tmp_path.rglob("*"))
