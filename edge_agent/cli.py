@@ -210,24 +210,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return dashboard.run(args)
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from edge_agent import doctor
-
-    return doctor.run(args)
-
-
-def cmd_notice(args: argparse.Namespace) -> int:
-    from edge_agent import notice
-
-    return notice.run(args)
-
-
-def cmd_kiosk(args: argparse.Namespace) -> int:
-    from edge_agent import kiosk
-
-    return kiosk.run(args)
-
-
 def cmd_eval_footage(args: argparse.Namespace) -> int:
     from edge_agent.config import load_config
     from edge_agent.evaluation import format_table
@@ -385,34 +367,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dashboard_arguments(dashboard)
     dashboard.set_defaults(handler=cmd_dashboard)
 
+    # Operations commands: each module owns its options and its docstring is its description.
     from edge_agent import doctor, kiosk, notice
 
-    doctor_parser = commands.add_parser(
-        "doctor",
-        help="check this display: camera, models, runtime, broker, disk, clock; fix for each",
-        description=doctor.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    doctor.add_arguments(doctor_parser)
-    doctor_parser.set_defaults(handler=cmd_doctor)
-
-    notice_parser = commands.add_parser(
-        "notice",
-        help="the on-site privacy notice (signage text) generated from the configuration",
-        description=notice.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    notice.add_arguments(notice_parser)
-    notice_parser.set_defaults(handler=cmd_notice)
-
-    kiosk_parser = commands.add_parser(
-        "kiosk",
-        help="open the ad player page in full-screen Chromium (what the kiosk service runs)",
-        description=kiosk.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    kiosk.add_arguments(kiosk_parser)
-    kiosk_parser.set_defaults(handler=cmd_kiosk)
+    for name, module, summary in (
+        (
+            "doctor",
+            doctor,
+            "check this display: camera, models, runtime, broker, disk, clock; fix for each",
+        ),
+        ("notice", notice, "the on-site privacy notice (signage text) from the configuration"),
+        ("kiosk", kiosk, "open the ad player page in full-screen Chromium (the kiosk service)"),
+    ):
+        command = commands.add_parser(
+            name,
+            help=summary,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
 
     rules = commands.add_parser(
         "rules", help="check the ad rules, print their JSON Schema, explain a decision"

@@ -75,21 +75,28 @@ def test_run_counts_the_visit_and_flushes_at_the_end(tmp_path, walk_video):
     assert visit.segments == {"female/20-34": 1}
 
 
-def test_sigterm_stops_cleanly_and_quickly(tmp_path, walk_video):
-    config = write_config(tmp_path, walk_video, loop=True, realtime=True)
+def run_under_fake_systemd(
+    tmp_path: Path, config: Path, **environ: str
+) -> tuple[subprocess.Popen[str], socket.socket]:
+    """`edge-agent run` as a child with NOTIFY_SOCKET pointing at a socket the test reads."""
     notify = tmp_path / "notify.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(str(notify))
     server.settimeout(60)
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
     script = Path(sys.executable).with_name("edge-agent")
     process = subprocess.Popen(
         [str(script), "run", "--config", str(config)],
-        env=env,
+        env={**os.environ, "NOTIFY_SOCKET": str(notify), **environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    return process, server
+
+
+def test_sigterm_stops_cleanly_and_quickly(tmp_path, walk_video):
+    config = write_config(tmp_path, walk_video, loop=True, realtime=True)
+    process, server = run_under_fake_systemd(tmp_path, config)
     try:
         assert b"READY=1" in server.recv(256)  # models loaded, ads and telemetry up
         time.sleep(1.0)
@@ -114,20 +121,8 @@ def test_a_dead_camera_still_gets_ready_and_watchdog_pings(tmp_path, walk_video)
     in STATUS why nothing is counted."""
     config = write_config(tmp_path, walk_video)
     config.write_text(config.read_text().replace(f"spec: {walk_video}", "spec: /dev/video97"))
-    notify = tmp_path / "notify.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(str(notify))
-    server.settimeout(60)
     # WATCHDOG_PID must be the daemon's own: it is the child, so leave it unset.
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000"}
-    script = Path(sys.executable).with_name("edge-agent")
-    process = subprocess.Popen(
-        [str(script), "run", "--config", str(config)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, server = run_under_fake_systemd(tmp_path, config, WATCHDOG_USEC="1000000")
     messages: list[str] = []
     try:
         deadline = time.monotonic() + 60
