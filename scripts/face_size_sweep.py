@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""Face size sweep: how many pixels a face needs to be found, and to get an age/gender estimate.
+
+For each face width in a range (default 12..96 px), every source face is scaled to that width,
+pasted into a camera-sized frame (default 1280x720, grey, at several seeded positions, plain and
+mirrored), and the frame goes through the real pipeline (`VisionPipeline`: BlazeFace detector,
+alignment, quality gates, int8 age and gender models) with the settings the daemon uses by
+default. Per width it reports:
+
+- detected: the face was found (a detection whose centre lies within half a face width of
+  where the face was put);
+- estimated: found AND reported with a gender and an age (not "unknown");
+- why the others are unknown (too_small, blurred, turned_away, gender_uncertain, age_uncertain);
+- the pipeline's own width measure of the found faces (`quality.width_px`, what
+  `vision.quality.min_face_px` is compared with);
+- agreement of the estimates with the same face at its full size (same gender; mean |age
+  difference|), and with labels when the faces come from a labelled set.
+
+"Face width" here is the width of a 16 cm wide face, the number the camera table in
+docs/deployment.md computes (face_px = width_px / (2 tan(HFOV/2)) * 0.16 m / distance). A photo
+has no metres in it, so the ruler is the distance between the eye centres, taken as 63 mm (the
+adult mean): a face is scaled so that its eye distance is 63/160 of the target width. The eyes
+are measured at full size, in a crop the face fills, with the default detector (full_range_int8)
+whatever --detector is under test (its estimate there is also the "full size" one compared
+with). Faces
+turned by more than --max-source-yaw degrees at full size are left out, because their eye
+distance is foreshortened and the ruler would be wrong.
+
+A face is only ever shrunk, never enlarged: widths above a face's full-size width skip that face
+(each row says how many trials it has).
+
+What this does not model: camera noise, the ISP's sharpening and denoising, JPEG or H.264
+artefacts, motion blur, uneven light, backlight. The pasted faces are sharp, well lit and
+frontal, so the numbers are a best case; a real camera in a shop needs some margin above them.
+
+Faces (no files are written other than --out):
+- default: the public-domain portraits the tests use: scikit-image's astronaut() (Eileen
+  Collins, NASA), matplotlib's grace_hopper.jpg (US Navy) and samples/astronaut.jpg (the same
+  astronaut photo as a JPEG file);
+- --labels CSV|DIR: a labelled set (`file,age,gender` CSV, or a folder of UTKFace-style names),
+  e.g. a local evaluation folder; --limit N takes N of them (seeded). Tight crops are padded with
+  grey before the full-size detection.
+
+Usage: scripts/face_size_sweep.py [--widths 12:96:4] [--frame 1280x720] [--positions 8]
+                                  [--detector full_range_int8] [--min-detection-score 0.5]
+                                  [--min-face-px 24]
+                                  [--labels CSV|DIR [--limit 300]] [--out sweep.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edge_agent.evaluation import load_rgb, pad_canvas, read_labels
+from edge_agent.vision.analyzer import (
+    AnalyzerSettings,
+    VisionPipeline,
+    VisionSettings,
+    estimate_pose,
+)
+from edge_agent.vision.detector import ANCHOR_OPTIONS
+from edge_agent.vision.models import default_models_dir
+from edge_agent.vision.values import Face, Gender
+
+REPO = Path(__file__).resolve().parent.parent
+FACE_WIDTH_M = 0.16
+EYE_DISTANCE_M = 0.063  # mean adult distance between the pupils
+CANVAS_GREY = 114
+REFERENCE_DETECTOR = "full_range_int8"
+REASONS = ("too_small", "blurred", "turned_away", "gender_uncertain", "age_uncertain")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    image: np.ndarray  # RGB, padded with grey so a crop around the face stays inside it
+    centre: tuple[float, float]  # the face centre (mid-eyes to mouth) in `image`
+    face_px: float  # the width of a 16 cm face at this image's scale (eye distance ruler)
+    reference: Face  # the pipeline's result on the face at full size
+    label_gender: str | None = None
+    label_age: float | None = None
+
+
+def default_images() -> list[tuple[str, np.ndarray, str | None, float | None]]:
+    import matplotlib.cbook
+    from skimage import data
+
+    hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return [
+        ("skimage astronaut()", data.astronaut(), None, None),
+        ("matplotlib grace_hopper.jpg", load_rgb(Path(hopper)), None, None),
+        ("samples/astronaut.jpg", load_rgb(REPO / "samples" / "astronaut.jpg"), None, None),
+    ]
+
+
+def labelled_images(path: Path, limit: int | None, seed: int):
+    images = read_labels(path)
+    if limit is not None and limit < len(images):
+        images = random.Random(seed).sample(images, limit)
+    for item in images:
+        yield item.path.name, load_rgb(item.path), item.gender, item.age
+
+
+def prepare(
+    name: str,
+    image: np.ndarray,
+    pipeline: VisionPipeline,
+    max_yaw: float,
+    label_gender: str | None = None,
+    label_age: float | None = None,
+) -> Source | str:
+    """The face in `image` measured at full size, or why it cannot be used."""
+    padded, _ = pad_canvas(image, 0.5)
+    faces = pipeline.faces(padded)
+    if not faces:
+        return "no face found at full size"
+    # The labelled face is the largest one. Measure it again in a crop that it fills, where the
+    # detector sees it at its best and places the keypoints most precisely.
+    box = max(faces, key=lambda f: f.detection.box.area).detection.box
+    side = 2.5 * max(box.width, box.height)
+    x0, y0 = round(box.center.x - side / 2), round(box.center.y - side / 2)
+    padded = cv2.copyMakeBorder(
+        padded, round(side), round(side), round(side), round(side), cv2.BORDER_CONSTANT,
+        value=(CANVAS_GREY,) * 3,
+    )  # fmt: skip
+    x0, y0 = x0 + round(side), y0 + round(side)
+    crop = padded[y0 : y0 + round(side), x0 : x0 + round(side)]
+    faces = pipeline.faces(crop)
+    if not faces:
+        return "face lost when measured in a crop around it"
+    face = max(faces, key=lambda f: f.detection.box.area)
+    face = replace(face, detection=face.detection.translated(x0, y0))
+    marks = face.detection.landmarks
+    yaw, _, _ = estimate_pose(marks)
+    if abs(yaw) > max_yaw:
+        return f"turned {yaw:.0f} degrees at full size (eye-distance ruler unreliable)"
+    eyes = math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
+    face_px = eyes * FACE_WIDTH_M / EYE_DISTANCE_M
+    eye_mid = (
+        (marks.left_eye.x + marks.right_eye.x) / 2,
+        (marks.left_eye.y + marks.right_eye.y) / 2,
+    )
+    centre = ((eye_mid[0] + marks.mouth.x) / 2, (eye_mid[1] + marks.mouth.y) / 2)
+    # Enough grey around it that a crop of 4 face widths never leaves the image.
+    border = math.ceil(2.5 * face_px)
+    padded = cv2.copyMakeBorder(
+        padded, border, border, border, border, cv2.BORDER_CONSTANT, value=(CANVAS_GREY,) * 3
+    )
+    centre = (centre[0] + border, centre[1] + border)
+    return Source(name, padded, centre, face_px, face, label_gender, label_age)
+
+
+def mirrored(source: Source) -> Source:
+    width = source.image.shape[1]
+    return replace(
+        source,
+        name=source.name + " (mirrored)",
+        image=np.ascontiguousarray(source.image[:, ::-1]),
+        centre=(width - 1 - source.centre[0], source.centre[1]),
+    )
+
+
+def compose(
+    source: Source, target_px: float, frame_size: tuple[int, int], at: tuple[float, float]
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """A grey frame with the source's face scaled to target_px wide, its centre at `at`;
+    returns the frame and where the face centre landed."""
+    frame_w, frame_h = frame_size
+    frame = np.full((frame_h, frame_w, 3), CANVAS_GREY, dtype=np.uint8)
+    half = 2.0 * source.face_px  # a crop of 4 face widths: the head, hair, shoulders
+    cx, cy = source.centre
+    x0, y0 = round(cx - half), round(cy - half)
+    crop = source.image[y0 : round(cy + half), x0 : round(cx + half)]
+    scale = target_px / source.face_px
+    size = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
+    # Area averaging is what a sensor does to a face that is far away.
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    # Face centre inside the scaled crop, then the crop's top-left corner in the frame.
+    fx, fy = (cx - x0) * size[0] / crop.shape[1], (cy - y0) * size[1] / crop.shape[0]
+    left, top = round(at[0] - fx), round(at[1] - fy)
+    # Paste, clipped to the frame.
+    sx0, sy0 = max(0, -left), max(0, -top)
+    dx0, dy0 = max(0, left), max(0, top)
+    w = min(size[0] - sx0, frame_w - dx0)
+    h = min(size[1] - sy0, frame_h - dy0)
+    if w > 0 and h > 0:
+        frame[dy0 : dy0 + h, dx0 : dx0 + w] = small[sy0 : sy0 + h, sx0 : sx0 + w]
+    return frame, (left + fx, top + fy)
+
+
+def match(faces: list[Face], centre: tuple[float, float], target_px: float) -> Face | None:
+    def distance(face: Face) -> float:
+        box_centre = face.detection.box.center
+        return math.hypot(box_centre.x - centre[0], box_centre.y - centre[1])
+
+    near = [face for face in faces if distance(face) <= 0.5 * target_px]
+    return min(near, key=distance) if near else None
+
+
+def is_estimated(face: Face) -> bool:
+    return face.gender is not Gender.UNKNOWN and face.age_years is not None
+
+
+def parse_widths(text: str) -> list[int]:
+    if ":" in text:
+        start, stop, step = (int(part) for part in text.split(":"))
+        return list(range(start, stop + 1, step))
+    return [int(part) for part in text.split(",")]
+
+
+def parse_frame(text: str) -> tuple[int, int]:
+    width, height = (int(part) for part in text.lower().split("x"))
+    return width, height
+
+
+def percent(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def sweep(args: argparse.Namespace) -> dict[str, object]:
+    models_dir = args.models or default_models_dir()
+    analyzer = AnalyzerSettings(min_face_px=args.min_face_px)
+    settings = VisionSettings(
+        models_dir=models_dir,
+        detector=args.detector,
+        min_detection_score=args.min_detection_score,
+        analyzer=analyzer,
+    )
+    pipeline = VisionPipeline(settings)
+    # The ruler and the full-size estimate come from one fixed pipeline (the daemon's default
+    # detector and gates), whatever detector is under test, so runs compare.
+    reference = VisionPipeline(VisionSettings(models_dir=models_dir, detector=REFERENCE_DETECTOR))
+    if args.labels:
+        images = labelled_images(args.labels, args.limit, args.seed)
+        total = min(args.limit, len(read_labels(args.labels))) if args.limit else None
+    else:
+        images = iter(default_images())
+        total = 3
+    sources: list[Source] = []
+    skipped: dict[str, str] = {}
+    for name, image, gender, age in tqdm(images, total=total, desc="faces at full size"):
+        prepared = prepare(name, image, reference, args.max_source_yaw, gender, age)
+        if isinstance(prepared, str):
+            skipped[name] = prepared
+        else:
+            sources.append(prepared)
+    if not sources:
+        raise SystemExit(f"no usable face: {skipped}")
+    if not args.no_mirror:
+        sources += [mirrored(source) for source in sources]
+
+    frame_w, frame_h = args.frame
+    detector_input = ANCHOR_OPTIONS[args.detector].input_size
+    rng = random.Random(args.seed)
+    rows = []
+    progress = tqdm(total=len(args.widths) * len(sources) * args.positions, desc="frames")
+    for target in args.widths:
+        trials = detected = estimated = false_detections = 0
+        reasons: Counter[str] = Counter()
+        measured_px: list[float] = []
+        same_gender = gender_compared = 0
+        age_differences: list[float] = []
+        label_correct = label_compared = 0
+        label_age_errors: list[float] = []
+        for source in sources:
+            if target > source.face_px:
+                # Only ever shrink: an enlarged photo is not what a camera sees.
+                progress.update(args.positions)
+                continue
+            for _ in range(args.positions):
+                # Anywhere a head fits: the detector's grid must not favour one spot.
+                margin_x, margin_y = min(frame_w / 2, 1.5 * target), min(frame_h / 2, 1.5 * target)
+                at = (
+                    rng.uniform(margin_x, frame_w - margin_x),
+                    rng.uniform(margin_y, frame_h - margin_y),
+                )
+                frame, centre = compose(source, target, args.frame, at)
+                faces = pipeline.faces(frame)
+                found = match(faces, centre, target)
+                trials += 1
+                false_detections += len(faces) - (found is not None)
+                progress.update()
+                if found is None:
+                    continue
+                detected += 1
+                measured_px.append(found.quality.width_px)
+                reasons.update(found.unknown_reasons)
+                if not is_estimated(found):
+                    continue
+                estimated += 1
+                reference = source.reference
+                if is_estimated(reference):
+                    gender_compared += 1
+                    same_gender += found.gender is reference.gender
+                    age_differences.append(abs(found.age_years - reference.age_years))
+                if source.label_gender is not None and source.label_age is not None:
+                    label_compared += 1
+                    label_correct += found.gender.value == source.label_gender
+                    label_age_errors.append(abs(found.age_years - source.label_age))
+        rows.append(
+            {
+                "face_px": target,
+                "share_of_frame_width": round(target / frame_w, 4),
+                "face_px_in_detector_input": round(
+                    target * detector_input / max(frame_w, frame_h), 1
+                ),
+                "trials": trials,
+                "detected_pct": percent(detected, trials),
+                "estimated_pct": percent(estimated, trials),
+                "unknown_reasons_pct_of_detected": {
+                    reason: percent(reasons[reason], detected) for reason in REASONS
+                },
+                "measured_width_px_median": (
+                    round(statistics.median(measured_px), 1) if measured_px else None
+                ),
+                "same_gender_as_full_size_pct": percent(same_gender, gender_compared),
+                "age_diff_vs_full_size_mean_y": (
+                    round(statistics.fmean(age_differences), 2) if age_differences else None
+                ),
+                "gender_accuracy_vs_labels_pct": percent(label_correct, label_compared),
+                "age_mae_vs_labels_y": (
+                    round(statistics.fmean(label_age_errors), 2) if label_age_errors else None
+                ),
+                "false_detections": false_detections,
+            }
+        )
+    progress.close()
+    return {
+        "command": "scripts/face_size_sweep.py " + " ".join(sys.argv[1:]),
+        "frame": f"{frame_w}x{frame_h}",
+        "detector": args.detector,
+        "reference_detector": REFERENCE_DETECTOR,
+        "detector_input_px": detector_input,
+        "min_detection_score": settings.min_detection_score,
+        "min_face_px": args.min_face_px,
+        "face_width_m": FACE_WIDTH_M,
+        "eye_distance_m": EYE_DISTANCE_M,
+        "positions_per_face": args.positions,
+        "mirrored": not args.no_mirror,
+        "seed": args.seed,
+        "faces": [
+            {
+                "name": source.name,
+                "face_px_full_size": round(source.face_px, 1),
+                "full_size_gender": source.reference.gender.value,
+                "full_size_age": (
+                    None
+                    if source.reference.age_years is None
+                    else round(source.reference.age_years, 1)
+                ),
+            }
+            for source in sources
+            if not source.name.endswith("(mirrored)")
+        ],
+        "faces_skipped": skipped,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "rows": rows,
+    }
+
+
+def format_table(result: dict[str, object]) -> str:
+    lines = [
+        f"frame {result['frame']}, detector {result['detector']}"
+        f" ({result['detector_input_px']} px input), min_detection_score"
+        f" {result['min_detection_score']}, min_face_px {result['min_face_px']},"
+        f" {len(result['faces'])} face(s) x {result['positions_per_face']} positions"
+        f"{' x 2 (mirrored)' if result['mirrored'] else ''}",
+        "",
+        "| face px | det. input px | trials | detected | estimated | too small | measured width px"
+        " | same gender as full size | mean abs age diff"
+        " | gender acc. (labels) | age MAE (labels) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def show(value: object, suffix: str = "") -> str:
+        return "-" if value is None else f"{value}{suffix}"
+
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['face_px']} | {row['face_px_in_detector_input']} | {row['trials']}"
+            f" | {show(row['detected_pct'], ' %')} | {show(row['estimated_pct'], ' %')}"
+            f" | {show(row['unknown_reasons_pct_of_detected']['too_small'], ' %')}"
+            f" | {show(row['measured_width_px_median'])}"
+            f" | {show(row['same_gender_as_full_size_pct'], ' %')}"
+            f" | {show(row['age_diff_vs_full_size_mean_y'], ' y')}"
+            f" | {show(row['gender_accuracy_vs_labels_pct'], ' %')}"
+            f" | {show(row['age_mae_vs_labels_y'], ' y')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--widths", type=parse_widths, default=parse_widths("12:96:4"),
+        help="face widths in px: START:STOP:STEP or a comma list (default 12:96:4)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--frame", type=parse_frame, default=(1280, 720), help="frame size (default 1280x720)"
+    )
+    parser.add_argument(
+        "--positions", type=int, default=8, help="placements per face and width (default 8)"
+    )
+    parser.add_argument("--no-mirror", action="store_true", help="do not add mirrored faces")
+    parser.add_argument(
+        "--detector", default="full_range_int8", choices=list(ANCHOR_OPTIONS),
+        help="BlazeFace variant (default full_range_int8, the daemon's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-detection-score", type=float, default=VisionSettings(Path()).min_detection_score,
+        help="vision.min_detection_score (default: the daemon's, 0.5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-face-px", type=float, default=AnalyzerSettings().min_face_px,
+        help="vision.quality.min_face_px (default: the daemon's, 24)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-source-yaw", type=float, default=20.0,
+        help="leave out faces turned further than this at full size (default 20 degrees)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--labels", type=Path,
+        help="a labelled set instead of the default portraits: CSV (file,age,gender) or a folder"
+        " of UTKFace-style names",
+    )  # fmt: skip
+    parser.add_argument("--limit", type=int, help="with --labels: use this many (seeded sample)")
+    parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--models", type=Path, help="models folder (default: the bundled one)")
+    parser.add_argument("--out", type=Path, help="write the numbers to this JSON file")
+    args = parser.parse_args()
+    started = time.monotonic()
+    result = sweep(args)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    print(format_table(result))
+    if result["faces_skipped"]:
+        print(f"\n{len(result['faces_skipped'])} face(s) left out: see faces_skipped in --out")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwritten: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
