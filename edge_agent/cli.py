@@ -25,8 +25,9 @@ def _vision_arguments(parser: argparse.ArgumentParser) -> None:
         "--detector",
         choices=["short_range", "full_range", "full_range_sparse", "full_range_int8"],
         default="full_range_int8",
-        help="BlazeFace variant: short_range for faces within ~2 m, full_range within ~5 m;"
-        " full_range_int8 (default) is full_range quantized, ~1.4x faster, same recall",
+        help="BlazeFace variant: full_range finds faces from ~7.5%% of the frame width,"
+        " short_range from ~12.5%% (docs/deployment.md); full_range_int8 (default) is"
+        " full_range quantized, ~1.4x faster, same recall",
     )
     group.add_argument("--precision", choices=["int8", "float32"], default="int8")
     group.add_argument("--threads", type=int, default=1)

@@ -446,7 +446,8 @@ write_config() {
 
 source:
   spec: $(yaml_quote "$source_spec")
-  # Faces 3-4 m away need about 1280 px across (docs/deployment.md).
+  # The detector needs faces about 10 % of the frame's width, whatever the resolution; a
+  # larger frame gives sharper faces for age and gender (docs/deployment.md, measured).
   width: 1280
   height: 720
 
@@ -498,7 +499,8 @@ write_environment() {
 # Secrets and overrides for edge-agent.service (systemd EnvironmentFile; readable by root only).
 # Any config key can be set as EDGE_AGENT__SECTION__KEY=value; `edge-agent doctor` reads this
 # file too. After a change: sudo systemctl restart edge-agent
-#EDGE_AGENT__MQTT__USERNAME=display-001
+# With per-display broker accounts (docs/fleet.md) the user name is <site>/<device>:
+#EDGE_AGENT__MQTT__USERNAME=store-7/door-left
 #EDGE_AGENT__MQTT__PASSWORD=change-me
 EOF
     changed "write $dest (root only)"

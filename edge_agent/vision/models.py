@@ -15,12 +15,20 @@ class ModelFileError(RuntimeError):
     """A model file is missing or is not the file `models/manifest.json` describes."""
 
 
+# Where scripts/install.sh puts them; the installed package has no models/ beside it.
+INSTALLED_MODELS_DIR = Path("/opt/edge-agent/models")
+
+
 def default_models_dir() -> Path:
-    """EDGE_AGENT_MODELS if set, else the `models/` folder beside the package (a checkout)."""
+    """EDGE_AGENT_MODELS if set, else the `models/` folder beside the package (a checkout),
+    else the installed display's /opt/edge-agent/models."""
     configured = os.environ.get("EDGE_AGENT_MODELS")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "models"
+    checkout = Path(__file__).resolve().parents[2] / "models"
+    if not checkout.is_dir() and INSTALLED_MODELS_DIR.is_dir():
+        return INSTALLED_MODELS_DIR
+    return checkout
 
 
 @cache
