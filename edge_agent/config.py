@@ -284,7 +284,7 @@ class VisionConfig(ConfigModel):
         None,
         "Models folder",
         "Folder with the .tflite models and their manifest. null: $EDGE_AGENT_MODELS if set,"
-        " else the bundled `models/` folder.",
+        " else the checkout's `models/` folder, else /opt/edge-agent/models (scripts/install.sh).",
     )
     detector: DetectorName = _field(
         "full_range_int8",

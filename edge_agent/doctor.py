@@ -42,11 +42,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_agent import installed
+
 if TYPE_CHECKING:
     from edge_agent.config import Config
 
-DEFAULT_CONFIG = Path("/etc/edge-agent/config.yaml")
-DEFAULT_ENV_FILE = Path("/etc/edge-agent/environment")
+DEFAULT_CONFIG = installed.CONFIG
+DEFAULT_ENV_FILE = installed.ENVIRONMENT
 SERVICE = "edge-agent.service"
 KIOSK_SERVICE = "edge-agent-kiosk.service"
 
@@ -434,11 +436,13 @@ def check_privacy(doctor: DoctorRun) -> CheckResult:
 
 
 def needed_model_names(config: Config) -> list[str]:
+    from edge_agent.vision.models import age_model, detector_model, gender_model
+
     vision = config.vision
     return [
-        f"face_detection_{vision.detector}.tflite",
-        f"gender_{vision.precision}.tflite",
-        f"age_{vision.precision}.tflite",
+        detector_model(vision.detector),
+        gender_model(vision.precision),
+        age_model(vision.precision),
     ]
 
 
@@ -775,8 +779,8 @@ def check_broker(doctor: DoctorRun) -> CheckResult:
     mqtt = doctor.config.mqtt
     if not mqtt.enabled:
         return CheckResult("broker", Status.SKIP, "MQTT is off (mqtt.enabled: false)")
-    from edge_agent.telemetry.client import TlsSettings, new_paho_client
-    from edge_agent.telemetry.stage import read_password
+    from edge_agent.telemetry.client import new_paho_client
+    from edge_agent.telemetry.stage import read_password, tls_settings
 
     address = f"{mqtt.host}:{mqtt.port}"
     try:
@@ -789,11 +793,7 @@ def check_broker(doctor: DoctorRun) -> CheckResult:
             "create the password file, readable by the service's user, or set"
             f" EDGE_AGENT__MQTT__PASSWORD in {DEFAULT_ENV_FILE}",
         )
-    tls = None
-    if mqtt.tls.enabled:
-        tls = TlsSettings(
-            mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file, mqtt.tls.verify_hostname
-        )
+    tls = tls_settings(doctor.config)
     # An id of its own: reusing the daemon's would make the broker drop the daemon's session.
     client_id = f"edge-agent-doctor-{secrets.token_hex(4)}"
     try:

@@ -23,10 +23,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from edge_agent import installed
+
 # What the kiosk service adds to the shared kiosk flags: a fresh profile on every start (no
 # "restore pages?" bubble after a power cut, nothing kept between runs) and no keyring prompt.
 SERVICE_ARGS = ["--incognito", "--password-store=basic"]
-INSTALLED_CONFIG = Path("/etc/edge-agent/config.yaml")
+INSTALLED_CONFIG = installed.CONFIG
 EXIT_NO_PAGE = 1
 EXIT_NO_BROWSER = 2
 

@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_agent import installed
+
 if TYPE_CHECKING:
     from edge_agent.config import Config
 
-SYSTEM_CONFIG = Path("/etc/edge-agent/config.yaml")
+SYSTEM_CONFIG = installed.CONFIG
 FORMATS = ("text", "markdown", "html")
 WIDTH = 72
 REQUIRED = ("controller", "contact")

@@ -36,6 +36,7 @@ from mqtt_broker import (
     publish,
     skip_or_fail,
 )
+from polling import wait_until
 from telemetry_support import report
 
 from edge_agent.config import load_config
@@ -173,15 +174,6 @@ def stage_for(broker: MosquittoBroker, state_dir: Path) -> TelemetryStage:
         },
     )
     return TelemetryStage(config, state_dir=state_dir)
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def report_ids(collector: Collector) -> list[str]:

@@ -8,13 +8,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import fake_picamera2
 import numpy as np
 import pytest
+from polling import wait_until
 
 from edge_agent.sources import (
     EndOfStream,
@@ -51,15 +51,6 @@ def make_frame(index: int) -> np.ndarray:
     image[:, : WIDTH // 2] = RED_BGR
     image[:, WIDTH // 2 :] = 8 * index
     return image
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def closed_port() -> int:

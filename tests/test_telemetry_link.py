@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from mqtt_broker import Collector, publish
+from polling import wait_until
 from telemetry_support import problems, report
 
 from edge_agent.config import load_config
@@ -49,15 +50,6 @@ def make_stage(broker, state_dir: Path, **overrides: str) -> TelemetryStage:
 
 def decoded(collector: Collector, leaf: Leaf) -> list[dict]:
     return [json.loads(p) for p in collector.payloads(TOPICS.topic(leaf))]
-
-
-def wait_until(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def test_states_come_before_online_and_every_message_follows_its_schema(broker, tmp_path):

@@ -58,20 +58,23 @@ def topics_for(config: Config) -> Topics:
     return Topics(mqtt.site, mqtt.device or device_id_from_hostname(), mqtt.base_topic)
 
 
+def tls_settings(config: Config) -> TlsSettings | None:
+    """The config's TLS section for a paho client; None: plain MQTT."""
+    tls = config.mqtt.tls
+    if not tls.enabled:
+        return None
+    return TlsSettings(tls.ca_file, tls.cert_file, tls.key_file, tls.verify_hostname)
+
+
 def link_settings(config: Config, topics: Topics) -> LinkSettings:
     mqtt = config.mqtt
-    tls = None
-    if mqtt.tls.enabled:
-        tls = TlsSettings(
-            mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file, mqtt.tls.verify_hostname
-        )
     return LinkSettings(
         host=mqtt.host,
         port=mqtt.port,
         client_id=mqtt.client_id or f"edge-agent-{topics.site}-{topics.device}",
         username=mqtt.username,
         password=read_password(config),
-        tls=tls,
+        tls=tls_settings(config),
         keepalive_s=mqtt.keepalive_s,
         reconnect_min_s=mqtt.reconnect_min_s,
         reconnect_max_s=mqtt.reconnect_max_s,

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge_agent.vision.models import model_path
+from edge_agent.vision.models import age_model, gender_model, model_path
 from edge_agent.vision.runtime import Delegate, TfliteModel
 from edge_agent.vision.values import Gender
 
@@ -42,12 +42,12 @@ class AgeGenderEstimator:
     ) -> None:
         self.precision = precision
         self.gender_model = TfliteModel(
-            model_path(models_dir, f"gender_{precision}.tflite"),
+            model_path(models_dir, gender_model(precision)),
             num_threads=num_threads,
             delegate=delegate,
         )
         self.age_model = TfliteModel(
-            model_path(models_dir, f"age_{precision}.tflite"),
+            model_path(models_dir, age_model(precision)),
             num_threads=num_threads,
             delegate=delegate,
         )

@@ -10,7 +10,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge_agent.vision.models import model_path
+from edge_agent.vision.models import detector_model, model_path
 from edge_agent.vision.runtime import Delegate, TfliteModel
 from edge_agent.vision.values import Box, Detection, Landmarks, Point
 
@@ -115,7 +115,7 @@ class FaceDetector:
         self.nms_iou = nms_iou
         self.options = ANCHOR_OPTIONS[variant]
         self.model = TfliteModel(
-            model_path(models_dir, f"face_detection_{variant}.tflite"),
+            model_path(models_dir, detector_model(variant)),
             num_threads=num_threads,
             delegate=delegate,
         )

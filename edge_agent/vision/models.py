@@ -8,6 +8,8 @@ import os
 from functools import cache
 from pathlib import Path
 
+from edge_agent import installed
+
 MANIFEST = "manifest.json"
 
 
@@ -15,8 +17,8 @@ class ModelFileError(RuntimeError):
     """A model file is missing or is not the file `models/manifest.json` describes."""
 
 
-# Where scripts/install.sh puts them; the installed package has no models/ beside it.
-INSTALLED_MODELS_DIR = Path("/opt/edge-agent/models")
+# The installed package has no models/ beside it; scripts/install.sh puts them here.
+INSTALLED_MODELS_DIR = installed.MODELS_DIR
 
 
 def default_models_dir() -> Path:
@@ -39,6 +41,18 @@ def _manifest(models_dir: Path) -> dict[str, dict[str, object]]:
             f"{manifest}: missing; regenerate models/ with scripts/convert_models.py"
         )
     return dict(json.loads(manifest.read_text())["files"])
+
+
+def detector_model(variant: str) -> str:
+    return f"face_detection_{variant}.tflite"
+
+
+def gender_model(precision: str) -> str:
+    return f"gender_{precision}.tflite"
+
+
+def age_model(precision: str) -> str:
+    return f"age_{precision}.tflite"
 
 
 def sha256_of(path: Path) -> str:
