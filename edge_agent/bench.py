@@ -25,10 +25,10 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_agent.evaluation import LabelledImage, find_face, load_rgb, read_labels
-from edge_agent.vision.analyzer import VisionPipeline, VisionSettings
-from edge_agent.vision.attributes import age_bracket
+from edge_agent.segments import DEFAULT_BRACKETS
+from edge_agent.vision.analyzer import VisionPipeline
 from edge_agent.vision.detector import FaceDetector
-from edge_agent.vision.values import Box
+from edge_agent.vision.values import Box, VisionSettings
 
 FRAME_SIZE = (640, 480)
 
@@ -112,7 +112,9 @@ def _accuracy(pairs: list[tuple[LabelledImage, Estimate]]) -> dict[str, float | 
         ),
         "bracket_accuracy": (
             round(
-                100 * sum(age_bracket(t.age) == age_bracket(e.age) for t, e in pairs) / len(pairs),
+                100
+                * sum(DEFAULT_BRACKETS.of(t.age) == DEFAULT_BRACKETS.of(e.age) for t, e in pairs)
+                / len(pairs),
                 2,
             )
             if pairs

@@ -7,15 +7,17 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from edge_agent import __version__
+from edge_agent.segments import Gender
+from edge_agent.vision.values import Delegate, DetectorVariant, Precision
 
 if TYPE_CHECKING:
     # Imported lazily at run time: `edge-agent --help` should not load OpenCV and LiteRT.
     from edge_agent.ads.rules import RuleTable
     from edge_agent.config import Config
-    from edge_agent.vision.analyzer import VisionSettings
+    from edge_agent.vision.values import VisionSettings
 
 
 def _vision_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,20 +25,20 @@ def _vision_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--models", type=Path, default=None, help="models folder (default: bundled)")
     group.add_argument(
         "--detector",
-        choices=["short_range", "full_range", "full_range_sparse", "full_range_int8"],
+        choices=get_args(DetectorVariant),
         default="full_range_int8",
         help="BlazeFace variant: full_range finds faces from ~7.5%% of the frame width,"
         " short_range from ~12.5%% (docs/deployment.md); full_range_int8 (default) is"
         " full_range quantized, ~1.4x faster, same recall",
     )
-    group.add_argument("--precision", choices=["int8", "float32"], default="int8")
+    group.add_argument("--precision", choices=get_args(Precision), default="int8")
     group.add_argument("--threads", type=int, default=1)
-    group.add_argument("--delegate", choices=["cpu", "edgetpu"], default="cpu")
+    group.add_argument("--delegate", choices=get_args(Delegate), default="cpu")
 
 
 def _vision_settings(args: argparse.Namespace) -> VisionSettings:
-    from edge_agent.vision.analyzer import VisionSettings
-    from edge_agent.vision.models import default_models_dir
+    from edge_agent.installed import default_models_dir
+    from edge_agent.vision.values import VisionSettings
 
     return VisionSettings(
         models_dir=args.models or default_models_dir(),
@@ -79,7 +81,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.plots:
-        for path in write_plots(tally, settings.analyzer.bracket_edges, args.plots):
+        for path in write_plots(tally, settings.analyzer.brackets, args.plots):
             print(f"wrote {path}")
     return 0
 
@@ -127,7 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
     from edge_agent.config import load_config
-    from edge_agent.daemon import Daemon, report_json
+    from edge_agent.daemon import Daemon
     from edge_agent.demo import LiveStats, MessageCounter
     from edge_agent.telemetry.embedded_broker import EmbeddedBroker
 
@@ -195,7 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     }
     print(json.dumps({"demo": str(config.source.spec), **total}))
     if args.json:
-        args.json.write_text(json.dumps([report_json(r) for r in reports], indent=2) + "\n")
+        args.json.write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n")
     return code
 
 
@@ -238,11 +240,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 def _rules_table(args: argparse.Namespace) -> tuple[RuleTable, Config]:
     from edge_agent.ads.rules import load_rules
     from edge_agent.config import load_config
-    from edge_agent.vision.attributes import bracket_labels
 
     config = load_config(args.config)
     path = args.file or config.ads.rules
-    return load_rules(path, bracket_labels(config.vision.age_brackets)), config
+    return load_rules(path, config.vision.brackets), config
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -268,15 +269,16 @@ def _explain(args: argparse.Namespace, table: RuleTable, config: Config) -> int:
     from edge_agent.ads.decide import decide
     from edge_agent.ads.explain import decision_json, format_decision, make_person, parse_person
 
-    edges = config.vision.age_brackets
+    brackets = config.vision.brackets
     people = [
-        parse_person(text, index, edges, args.attention) for index, text in enumerate(args.person)
+        parse_person(text, index, brackets, args.attention)
+        for index, text in enumerate(args.person)
     ]
     if args.gender or args.age is not None or args.viewers is not None:
         count = 1 if args.viewers is None else args.viewers
-        gender = None if args.gender in (None, "unknown") else args.gender
+        gender = None if args.gender in (None, Gender.UNKNOWN) else args.gender
         people += [
-            make_person(len(people) + n, gender, args.age, edges, attention_s=args.attention)
+            make_person(len(people) + n, gender, args.age, brackets, attention_s=args.attention)
             for n in range(count)
         ]
     try:
@@ -404,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         " alike) and/or --person for each member of a mixed group.",
     )
     explain.add_argument("--rules", dest="file", type=Path, help="default: the config's ads.rules")
-    explain.add_argument("--gender", choices=["female", "male", "unknown"])
+    explain.add_argument("--gender", choices=[gender.value for gender in Gender])
     explain.add_argument("--age", type=float, help="estimated age in years")
     explain.add_argument(
         "--viewers", type=int, help="how many such people, all looking (default 1)"
@@ -437,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from edge_agent.ads.players import PlayerError
-    from edge_agent.sources import SourceError
+    from edge_agent.sources.base import SourceError
     from edge_agent.vision.models import ModelFileError
     from edge_agent.vision.runtime import DelegateUnavailableError, RuntimeUnavailableError
 

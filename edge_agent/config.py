@@ -3,6 +3,10 @@
     config = load_config(Path("config.yaml"))      # None: every default
     pipeline = VisionPipeline(config.vision_settings())
     tracker = Tracker(config.tracker_settings())
+    telemetry = TelemetryStage(config.telemetry_settings())
+
+Each stage gets its own settings value (from its package's `values`) and never sees this
+module; only the wiring (`daemon.py`, `pipeline.py`) and the commands read a `Config`.
 
 Every key is optional; the defaults run on a checkout with the bundled models and the demo
 footage. Each field's `description` is its documentation: `render_default_yaml()` prints the
@@ -27,12 +31,25 @@ import os
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from edge_agent.ads.values import AdsSettings, PlayerKind
+from edge_agent.audience.values import AudienceSettings, FusionSettings, TrackerSettings
+from edge_agent.installed import default_models_dir
+from edge_agent.segments import DEFAULT_EDGES, Brackets
+from edge_agent.sources.values import SourceSettings
+from edge_agent.telemetry.values import (
+    ID_RULE,
+    LinkSettings,
+    TelemetrySettings,
+    TlsSettings,
+    device_id_from_hostname,
+    is_topic_id,
+)
 from edge_agent.validated_yaml import (
     KeyPath,
     Problem,
@@ -45,12 +62,13 @@ from edge_agent.validated_yaml import (
     parse_yaml,
     problems_from_validation,
 )
-
-if TYPE_CHECKING:
-    from edge_agent.audience.fusion import DemographicsFusion
-    from edge_agent.audience.metrics import AudienceSettings
-    from edge_agent.audience.tracker import TrackerSettings
-    from edge_agent.vision.analyzer import VisionSettings
+from edge_agent.vision.values import (
+    AnalyzerSettings,
+    Delegate,
+    DetectorVariant,
+    Precision,
+    VisionSettings,
+)
 
 __all__ = [
     "ENV_PREFIX",
@@ -72,18 +90,15 @@ __all__ = [
     "VisionConfig",
     "WebPlayerConfig",
     "load_config",
+    "read_secret",
     "render_default_yaml",
 ]
 
 ENV_PREFIX = "EDGE_AGENT__"
 _SEP = "__"
+# In `state.dir`: a copy of the last rules file that loaded, for a start with a broken one.
+LAST_GOOD_RULES_FILE = "rules.last-good.yaml"
 
-# The same values as edge_agent.vision's own Literals (a test keeps them equal); repeated here
-# so that reading a config does not import OpenCV and LiteRT.
-DetectorName = Literal["short_range", "full_range", "full_range_sparse", "full_range_int8"]
-PrecisionName = Literal["int8", "float32"]
-DelegateName = Literal["cpu", "edgetpu"]
-PlayerName = Literal["web", "none"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 
@@ -195,42 +210,6 @@ class SourceConfig(ConfigModel):
             raise ValueError("must not be empty")
         return value
 
-    def open_options(self) -> dict[str, Any]:
-        """Keyword options for `edge_agent.sources.open_source(spec, **options)`.
-
-        Only those the kind of source named by `spec` takes: a camera gets no `loop`, a file
-        no `width`.
-        """
-        from edge_agent.sources.images import IMAGE_SUFFIXES, is_glob
-        from edge_agent.sources.opencv import classify_target
-
-        sizes = {"width": self.width, "height": self.height}
-        fps = {} if self.fps is None else {"fps": self.fps}
-        if isinstance(self.spec, str):
-            name, sep, number = self.spec.partition(":")
-            if name.lower() == "picamera" and (not sep or number.isdigit()):
-                return {k: v for k, v in sizes.items() if v is not None} | fps
-        kind = classify_target(self.spec)
-        if kind != "file":
-            return sizes | fps
-        path = Path(str(self.spec))
-        if path.is_dir() or is_glob(str(self.spec)) or path.suffix.lower() in IMAGE_SUFFIXES:
-            return {"loop": self.loop} | fps
-        return {"loop": self.loop, "realtime": self.realtime} | fps
-
-    def reader_options(self) -> dict[str, Any]:
-        """Keyword options for `edge_agent.sources.LatestFrameReader(factory, **options)`.
-
-        A video file read as fast as the pipeline goes is read losslessly: every frame is
-        processed, none replaced by a newer one (that is for cameras, and real-time files).
-        """
-        lossless = "realtime" in self.open_options() and not self.realtime
-        return {
-            "stall_timeout": self.stall_timeout_s,
-            "backoff_max": self.reconnect_backoff_max_s,
-            "lossless": lossless,
-        }
-
 
 class QualityConfig(ConfigModel):
     min_face_px: float = _field(
@@ -286,7 +265,7 @@ class VisionConfig(ConfigModel):
         "Folder with the .tflite models and their manifest. null: $EDGE_AGENT_MODELS if set,"
         " else the checkout's `models/` folder, else /opt/edge-agent/models (scripts/install.sh).",
     )
-    detector: DetectorName = _field(
+    detector: DetectorVariant = _field(
         "full_range_int8",
         "Face detector",
         "BlazeFace variant. Both see the frame shrunk to 128 or 192 px, so what counts is a"
@@ -303,7 +282,7 @@ class VisionConfig(ConfigModel):
         gt=0,
         lt=1,
     )
-    precision: PrecisionName = _field(
+    precision: Precision = _field(
         "int8",
         "Age/gender precision",
         "Age and gender models to run: int8 (quantized, faster) or float32.",
@@ -315,7 +294,7 @@ class VisionConfig(ConfigModel):
         ge=1,
         le=64,
     )
-    delegate: DelegateName = _field(
+    delegate: Delegate = _field(
         "cpu",
         "Delegate",
         "Where models run: cpu, or edgetpu for a Coral Edge TPU (needs libedgetpu.so.1 and the"
@@ -328,7 +307,7 @@ class VisionConfig(ConfigModel):
         " unknown.",
     )
     age_brackets: tuple[int, ...] = _field(
-        (13, 20, 35, 55),
+        DEFAULT_EDGES,
         "Age brackets",
         "Lower edges of the age brackets after the first, in years, increasing: [13, 20, 35,"
         " 55] gives 0-12, 13-19, 20-34, 35-54 and 55+.",
@@ -343,6 +322,10 @@ class VisionConfig(ConfigModel):
         if any(high <= low for low, high in itertools.pairwise(edges)):
             raise ValueError(f"ages must increase, got {list(edges)}")
         return edges
+
+    @property
+    def brackets(self) -> Brackets:
+        return Brackets(self.age_brackets)
 
 
 class TrackingConfig(ConfigModel):
@@ -485,7 +468,7 @@ class AdsConfig(ConfigModel):
         "The ad rule table (see `edge-agent rules check` and `rules explain`). Re-read when it"
         " changes; a bad edit is reported and the last good rules keep running.",
     )
-    player: PlayerName = _field(
+    player: PlayerKind = _field(
         "web",
         "Player",
         "web: the kiosk page at http://HOST:PORT/ for a full-screen browser on this device;"
@@ -628,8 +611,6 @@ class MqttConfig(ConfigModel):
     @field_validator("site", "device")
     @classmethod
     def _one_topic_level(cls, value: str | None) -> str | None:
-        from edge_agent.telemetry.topics import ID_RULE, is_topic_id
-
         if value is not None and not is_topic_id(value):
             raise ValueError(ID_RULE)
         return value
@@ -739,10 +720,10 @@ class Config(ConfigModel):
         DebugConfig, "Debug", "Debugging aids; all off by default. Never enable them in a store."
     )
 
-    def vision_settings(self) -> VisionSettings:
-        from edge_agent.vision.analyzer import AnalyzerSettings, VisionSettings
-        from edge_agent.vision.models import default_models_dir
+    def source_settings(self) -> SourceSettings:
+        return SourceSettings(**self.source.model_dump())
 
+    def vision_settings(self) -> VisionSettings:
         vision, quality = self.vision, self.vision.quality
         return VisionSettings(
             models_dir=vision.models_dir or default_models_dir(),
@@ -758,34 +739,89 @@ class Config(ConfigModel):
                 min_sharpness=quality.min_sharpness,
                 gender_margin=quality.gender_margin,
                 max_age_spread_years=quality.max_age_spread_years,
-                bracket_edges=vision.age_brackets,
+                brackets=vision.brackets,
             ),
         )
 
     def tracker_settings(self) -> TrackerSettings:
-        from edge_agent.audience.tracker import TrackerSettings
-
         return TrackerSettings(**self.tracking.model_dump())
 
-    def audience_settings(self) -> AudienceSettings:
-        from edge_agent.audience.metrics import AudienceSettings
-
-        return AudienceSettings(**self.audience.model_dump(exclude={"fusion_samples"}))
-
-    def fusion(self) -> DemographicsFusion:
-        """A fresh per-person fusion stage as configured."""
-        from edge_agent.audience.fusion import DemographicsFusion
-
-        return DemographicsFusion(
+    def fusion_settings(self) -> FusionSettings:
+        return FusionSettings(
             samples_needed=self.audience.fusion_samples,
             gender_margin=self.vision.quality.gender_margin,
-            bracket_edges=self.vision.age_brackets,
+            brackets=self.vision.brackets,
+        )
+
+    def audience_settings(self) -> AudienceSettings:
+        return AudienceSettings(**self.audience.model_dump(exclude={"fusion_samples"}))
+
+    def ads_settings(self) -> AdsSettings:
+        ads = self.ads
+        return AdsSettings(
+            rules=ads.rules,
+            last_good=self.state.dir / LAST_GOOD_RULES_FILE,
+            brackets=self.vision.brackets,
+            player=ads.player,
+            web_host=ads.web.host,
+            web_port=ads.web.port,
+            min_segment_size=self.audience.min_segment_size,
+            reload_check_s=ads.reload_check_s,
+        )
+
+    def telemetry_settings(self) -> TelemetrySettings:
+        """ValueError when `mqtt.password_file` cannot be read."""
+        mqtt, discovery = self.mqtt, self.mqtt.homeassistant
+        device = mqtt.device or device_id_from_hostname()
+        tls = mqtt.tls
+        link = LinkSettings(
+            host=mqtt.host,
+            port=mqtt.port,
+            client_id=mqtt.client_id or f"edge-agent-{mqtt.site}-{device}",
+            username=mqtt.username,
+            password=read_secret(mqtt.password, mqtt.password_file, "mqtt.password_file"),
+            tls=TlsSettings(tls.ca_file, tls.cert_file, tls.key_file, tls.verify_hostname)
+            if tls.enabled
+            else None,
+            keepalive_s=mqtt.keepalive_s,
+            reconnect_min_s=mqtt.reconnect_min_s,
+            reconnect_max_s=mqtt.reconnect_max_s,
+        )
+        return TelemetrySettings(
+            link=link,
+            state_dir=self.state.dir,
+            site=mqtt.site,
+            device=device,
+            base_topic=mqtt.base_topic,
+            outbox_max_messages=mqtt.outbox_max_messages,
+            outbox_max_bytes=round(mqtt.outbox_max_mb * 1024 * 1024),
+            current_min_interval_s=mqtt.current_min_interval_s,
+            discovery=discovery.discovery,
+            discovery_prefix=discovery.prefix,
+            device_name=discovery.device_name,
+            min_segment_size=self.audience.min_segment_size,
+            window_s=self.audience.window_s,
+            controller=self.privacy.controller,
+            contact=self.privacy.contact,
+            brackets=self.vision.brackets,
         )
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         """JSON Schema of the config file (titles, descriptions, defaults, ranges)."""
         return cls.model_json_schema()
+
+
+def read_secret(value: str | None, file: Path | None, file_key: str) -> str | None:
+    """A secret given inline (`value`, e.g. from the environment) or in a file of its own
+    (`file`, e.g. a systemd credential; its line end is not part of it). The value wins.
+    ValueError naming `file_key` when the file cannot be read."""
+    if value is not None or file is None:
+        return value
+    try:
+        return file.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as error:
+        raise ValueError(f"{file_key}: cannot read {file}: {error}") from None
 
 
 # --------------------------------------------------------------------------------------------

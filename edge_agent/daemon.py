@@ -23,20 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from edge_agent.ads.decide import Decision
-from edge_agent.ads.players import ShownReport, make_player
+from edge_agent.ads.players import ShownReport
 from edge_agent.ads.reload import RulesWatcher
 from edge_agent.ads.rules import RulesError
 from edge_agent.ads.stage import AdStage
-from edge_agent.ads.values import PlayEvent, PlayStart
-from edge_agent.audience.metrics import Audience, AudienceReport, PersonNow
+from edge_agent.ads.values import Decision, PlayEvent, PlayStart
+from edge_agent.audience.fusion import DemographicsFusion
+from edge_agent.audience.metrics import Audience
 from edge_agent.audience.tracker import Tracker
+from edge_agent.audience.values import AudienceReport, PersonNow
 from edge_agent.config import Config
 from edge_agent.pipeline import FramePipeline, FrameResult
-from edge_agent.sources import Frame, LatestFrameReader, open_source
+from edge_agent.sources.factory import reader_for
+from edge_agent.sources.values import Frame
 from edge_agent.systemd import SystemdNotifier
-from edge_agent.telemetry.payloads import stats_values
 from edge_agent.telemetry.stage import TelemetryStage
+from edge_agent.telemetry.values import DaemonStats
 from edge_agent.vision.analyzer import VisionPipeline
 from edge_agent.vision.annotate import annotate_boxes
 
@@ -54,26 +56,6 @@ def cpu_temperature_c() -> float | None:
         return int(_CPU_TEMPERATURE.read_text().strip()) / 1000
     except (OSError, ValueError):
         return None
-
-
-def report_json(report: AudienceReport) -> dict[str, object]:
-    return {"type": "audience_report", **dataclasses.asdict(report)}
-
-
-def play_start_json(play: PlayStart, decision: Decision) -> dict[str, object]:
-    return {
-        "type": "play_start",
-        "play_id": play.play_id,
-        "creative_id": play.creative.creative_id,
-        "rule_id": play.rule_id,
-        "decision": decision.kind.value,
-        "reason": play.reason,
-        "started_wall": play.started_wall,
-    }
-
-
-def play_event_json(event: PlayEvent) -> dict[str, object]:
-    return {"type": "play_event", **dataclasses.asdict(event)}
 
 
 @dataclass
@@ -130,40 +112,25 @@ class Daemon:
         self.pipeline = FramePipeline(
             VisionPipeline(config.vision_settings()),
             Tracker(config.tracker_settings()),
-            config.fusion(),
+            DemographicsFusion(config.fusion_settings()),
             Audience(config.audience_settings()),
         )
         # Before the ads, so that a rules error at start-up can already be published.
-        self.telemetry = TelemetryStage(config) if config.mqtt.enabled else None
-        self.ads = self._build_ads() if config.ads.enabled else None
-        source = config.source
-        self.reader = LatestFrameReader(
-            lambda: open_source(source.spec, **source.open_options()),
-            **source.reader_options(),
+        self.telemetry = (
+            TelemetryStage(config.telemetry_settings()) if config.mqtt.enabled else None
         )
-
-    def _build_ads(self) -> AdStage:
-        from edge_agent.vision.attributes import bracket_labels
-
-        config = self.config
-        ads = config.ads
-        watcher = RulesWatcher(
-            ads.rules,
-            bracket_labels=bracket_labels(config.vision.age_brackets),
-            last_good=config.state.dir / "rules.last-good.yaml",
-            on_error=self._rules_error,
+        self.ads = (
+            AdStage.from_settings(
+                config.ads_settings(),
+                on_play_start=self._play_started,
+                on_play_event=self._play_ended,
+                on_rules_error=self._rules_error,
+                on_shown=self._log_shown,
+            )
+            if config.ads.enabled
+            else None
         )
-        options: dict[str, object] = {}
-        if ads.player == "web":
-            options = {"host": ads.web.host, "port": ads.web.port, "on_shown": self._log_shown}
-        return AdStage(
-            watcher,
-            make_player(ads.player, **options),
-            min_segment_size=config.audience.min_segment_size,
-            reload_check_s=ads.reload_check_s,
-            on_play_start=self._play_started,
-            on_play_event=self._play_ended,
-        )
+        self.reader = reader_for(config.source_settings())
 
     def _save_debug_frame(self, frame: Frame, result: FrameResult) -> None:
         directory = self.config.debug.save_annotated_frames_dir
@@ -312,13 +279,13 @@ class Daemon:
                 self.telemetry.error("source_lost", f"no frames from {spec}: {reason}")
 
     def _log_report(self, report: AudienceReport) -> None:
-        reports_log.info(json.dumps(report_json(report), sort_keys=True))
+        reports_log.info(json.dumps(report.to_json(), sort_keys=True))
 
     def _log_play_start(self, play: PlayStart, decision: Decision) -> None:
-        reports_log.info(json.dumps(play_start_json(play, decision), sort_keys=True))
+        reports_log.info(json.dumps(play.to_json(decision), sort_keys=True))
 
     def _log_play_event(self, event: PlayEvent) -> None:
-        reports_log.info(json.dumps(play_event_json(event), sort_keys=True))
+        reports_log.info(json.dumps(event.to_json(), sort_keys=True))
 
     @staticmethod
     def _log_shown(shown: ShownReport) -> None:
@@ -330,20 +297,22 @@ class Daemon:
         elapsed = max(time.monotonic() - window.started, 1e-6)
         frames = max(window.frames, 1)
         source = self.reader.stats()
-        stats = {
-            "type": "stats",
-            "fps": round(window.frames / elapsed, 2),
-            "faces_per_frame": round(window.faces / frames, 2),
-            "classified_per_frame": round(window.classified / frames, 3),
-            "stage_ms": {k: round(v / frames, 3) for k, v in window.stage_ms.items()},
-            "frames_skipped": source.frames_skipped,
-            "reconnects": source.reconnects,
-            "source_connected": source.connected,
-            "source_stalled": source.stalled,
-            "cpu_temperature_c": cpu_temperature_c(),
-        }
-        log.info(json.dumps(stats, sort_keys=True))
-        self.notifier.status(f"{stats['fps']} fps, {source.frames_skipped} skipped")
+        stats = DaemonStats(
+            interval_s=round(elapsed, 2),
+            fps=round(window.frames / elapsed, 2),
+            faces_per_frame=round(window.faces / frames, 2),
+            classified_per_frame=round(window.classified / frames, 3),
+            detect_ms=round(window.stage_ms["detect"] / frames, 3),
+            track_ms=round(window.stage_ms["track"] / frames, 3),
+            classify_ms=round(window.stage_ms["classify"] / frames, 3),
+            audience_ms=round(window.stage_ms["audience"] / frames, 3),
+            frames_skipped=source.frames_skipped,
+            reconnects=source.reconnects,
+            source_connected=source.connected,
+            source_stalled=source.stalled,
+            cpu_temperature_c=cpu_temperature_c(),
+        )
+        log.info(json.dumps({"type": "stats", **dataclasses.asdict(stats)}, sort_keys=True))
+        self.notifier.status(f"{stats.fps} fps, {source.frames_skipped} skipped")
         if self.telemetry is not None:
-            values = {"interval_s": round(elapsed, 2), **stats_values(stats)}
-            self.telemetry.stats(values, time.time())
+            self.telemetry.stats(stats, time.time())

@@ -9,9 +9,8 @@ from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.ads.decide import Decision
-from edge_agent.ads.values import PlayStart
-from edge_agent.audience.metrics import AudienceReport
+from edge_agent.ads.values import Decision, PlayStart
+from edge_agent.audience.values import AudienceReport
 from edge_agent.pipeline import FrameResult
 from edge_agent.telemetry.client import new_paho_client
 from edge_agent.telemetry.topics import parse_topic

@@ -249,10 +249,8 @@ def _quiet_logs(verbose: bool) -> Iterator[None]:
 def _secrets_of(doctor: DoctorRun) -> list[str]:
     if doctor.config is None:
         return []
-    from edge_agent.telemetry.stage import read_password
-
     try:
-        password = read_password(doctor.config)
+        password = doctor.config.telemetry_settings().link.password
     except ValueError:
         return []
     # A one- or two-letter password would turn every such letter into stars.
@@ -447,17 +445,12 @@ def needed_model_names(config: Config) -> list[str]:
 
 
 def check_models(doctor: DoctorRun) -> CheckResult:
-    from edge_agent.vision.models import (
-        ModelFileError,
-        default_models_dir,
-        expected_sha256,
-        model_path,
-    )
+    from edge_agent.vision.models import ModelFileError, expected_sha256, model_path
     from edge_agent.vision.runtime import edgetpu_model_path
 
     assert doctor.config is not None
     vision = doctor.config.vision
-    folder = vision.models_dir or default_models_dir()
+    folder = doctor.config.vision_settings().models_dir
     names = needed_model_names(doctor.config)
     problems: list[str] = []
     unverified: list[str] = []
@@ -598,10 +591,9 @@ def check_rules(doctor: DoctorRun) -> CheckResult:
     if not ads.enabled:
         return CheckResult("rules", Status.SKIP, "ads are off (ads.enabled: false)")
     from edge_agent.ads.rules import load_rules
-    from edge_agent.vision.attributes import bracket_labels
 
     try:
-        table = load_rules(ads.rules, bracket_labels(doctor.config.vision.age_brackets))
+        table = load_rules(ads.rules, doctor.config.vision.brackets)
     except ValueError as error:  # RulesError: file:line: key: reason, one per problem
         relative = ""
         if not ads.rules.is_absolute():
@@ -642,11 +634,13 @@ class _CameraOutcome:
 
 
 def _read_camera(config: Config, seconds: float, outcome: _CameraOutcome) -> None:
-    from edge_agent.sources import EndOfStream, open_source
+    from edge_agent.sources.base import EndOfStream
+    from edge_agent.sources.factory import open_options, open_source
 
     deadline = time.monotonic() + seconds
+    settings = config.source_settings()
     try:
-        source = open_source(config.source.spec, **config.source.open_options())
+        source = open_source(settings.spec, **open_options(settings))
     except Exception as error:  # SourceError, bad options, picamera2 not importable...
         outcome.error = _error_text(error)
         return
@@ -683,18 +677,16 @@ def _error_text(error: Exception) -> str:
 
 
 def _source_kind(spec: str | int) -> str:
-    from edge_agent.sources.opencv import classify_target
+    from edge_agent.sources.spec import parse_spec
 
-    if isinstance(spec, str):
-        name, sep, number = spec.partition(":")
-        if name.lower() == "picamera" and (not sep or number.isdigit()):
-            return "camera"
-    kind = classify_target(spec)
-    return "camera" if kind == "device" else kind
+    parsed = parse_spec(spec)
+    if parsed.is_camera:
+        return "camera"
+    return "url" if parsed.kind == "stream" else "file"
 
 
 def check_camera(doctor: DoctorRun) -> CheckResult:
-    from edge_agent.sources import redact_url
+    from edge_agent.sources.base import redact_url
 
     assert doctor.config is not None
     spec = doctor.config.source.spec
@@ -780,11 +772,10 @@ def check_broker(doctor: DoctorRun) -> CheckResult:
     if not mqtt.enabled:
         return CheckResult("broker", Status.SKIP, "MQTT is off (mqtt.enabled: false)")
     from edge_agent.telemetry.client import new_paho_client
-    from edge_agent.telemetry.stage import read_password, tls_settings
 
     address = f"{mqtt.host}:{mqtt.port}"
     try:
-        password = read_password(doctor.config)
+        link = doctor.config.telemetry_settings().link
     except ValueError as error:
         return CheckResult(
             "broker",
@@ -793,7 +784,7 @@ def check_broker(doctor: DoctorRun) -> CheckResult:
             "create the password file, readable by the service's user, or set"
             f" EDGE_AGENT__MQTT__PASSWORD in {DEFAULT_ENV_FILE}",
         )
-    tls = tls_settings(doctor.config)
+    password, tls = link.password, link.tls
     # An id of its own: reusing the daemon's would make the broker drop the daemon's session.
     client_id = f"edge-agent-doctor-{secrets.token_hex(4)}"
     try:

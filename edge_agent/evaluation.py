@@ -24,14 +24,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge_agent.vision.analyzer import FaceAnalyzer, VisionPipeline, VisionSettings
-from edge_agent.vision.attributes import (
-    AgeGenderEstimator,
-    age_bracket,
-    bracket_labels,
-)
+from edge_agent.segments import Brackets
+from edge_agent.vision.analyzer import FaceAnalyzer, VisionPipeline
+from edge_agent.vision.attributes import AgeGenderEstimator
 from edge_agent.vision.detector import FaceDetector
-from edge_agent.vision.values import Box, Detection
+from edge_agent.vision.values import Box, Detection, VisionSettings
 
 Mode = Literal["detect", "whole"]
 
@@ -151,7 +148,7 @@ def evaluate(
             tally.missed += 1
             continue
         _score_face(pipeline.analyzer, reference, image, detection, item, tally)
-    return summarize(images, tally, settings.analyzer.bracket_edges, mode), tally
+    return summarize(images, tally, settings.analyzer.brackets, mode), tally
 
 
 def _score_face(
@@ -183,15 +180,15 @@ def _score_face(
 
 
 def summarize(
-    images: list[LabelledImage], tally: Tally, edges: tuple[int, ...], mode: Mode
+    images: list[LabelledImage], tally: Tally, brackets: Brackets, mode: Mode
 ) -> dict[str, object]:
     truth_age, age = np.array(tally.truth_age), np.array(tally.age)
     truth_female, female = np.array(tally.truth_female), np.array(tally.p_female) > 0.5
     found = len(age)
     adults = (truth_age >= 18) & (truth_age <= 75)
     up_to_80 = truth_age <= 80
-    brackets_true = [age_bracket(a, edges) for a in truth_age]
-    brackets_pred = [age_bracket(a, edges) for a in age]
+    brackets_true = [brackets.of(a) for a in truth_age]
+    brackets_pred = [brackets.of(a) for a in age]
 
     def share(mask: np.ndarray) -> float | None:
         return round(float(mask.mean()) * 100, 2) if mask.size else None
@@ -233,7 +230,7 @@ def format_table(result: dict[str, object]) -> str:
     return "\n".join(f"{key:<{width}}  {value}" for key, value in result.items())
 
 
-def write_plots(tally: Tally, edges: tuple[int, ...], directory: Path) -> list[Path]:
+def write_plots(tally: Tally, brackets: Brackets, directory: Path) -> list[Path]:
     """Bracket confusion matrix and predicted-vs-true age as PNG files."""
     import matplotlib
 
@@ -241,11 +238,11 @@ def write_plots(tally: Tally, edges: tuple[int, ...], directory: Path) -> list[P
     import matplotlib.pyplot as plt
 
     directory.mkdir(parents=True, exist_ok=True)
-    labels = bracket_labels(edges)
+    labels = brackets.labels
     index = {label: i for i, label in enumerate(labels)}
     matrix = np.zeros((len(labels), len(labels)), dtype=int)
     for truth, predicted in zip(tally.truth_age, tally.age, strict=True):
-        matrix[index[age_bracket(truth, edges)], index[age_bracket(predicted, edges)]] += 1
+        matrix[index[brackets.of(truth)], index[brackets.of(predicted)]] += 1
     figure, axes = plt.subplots(figsize=(6, 5))
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(labels)), labels)

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from edge_agent.audience.metrics import Audience, PersonVisit
+from edge_agent.audience.fusion import DemographicsFusion
+from edge_agent.audience.metrics import Audience
 from edge_agent.audience.tracker import Tracker
+from edge_agent.audience.values import PersonVisit
 from edge_agent.config import Config
 from edge_agent.pipeline import FramePipeline
 from edge_agent.sources.opencv import OpenCVSource
@@ -94,7 +96,7 @@ def evaluate_footage(
     pipeline = FramePipeline(
         VisionPipeline(config.vision_settings()),
         Tracker(config.tracker_settings()),
-        config.fusion(),
+        DemographicsFusion(config.fusion_settings()),
         audience,
     )
     stage_ms: list[float] = []

@@ -151,7 +151,6 @@ def build_notice(config: Config, minors_sentence: str | None = None) -> Notice:
     rules could be read (see `_minors_sentence`).
     """
     from edge_agent.telemetry.payloads import PRIVACY_STATEMENT
-    from edge_agent.vision.attributes import bracket_labels
 
     privacy, audience = config.privacy, config.audience
     controller = _value(privacy.controller, "controller")
@@ -218,7 +217,7 @@ def build_notice(config: Config, minors_sentence: str | None = None) -> Notice:
     if privacy.dpo_contact is not None:
         responsible.append(Line(_value(privacy.dpo_contact, "dpo_contact"), "Data protection:"))
 
-    brackets = ", ".join(bracket_labels(config.vision.age_brackets))
+    brackets = ", ".join(config.vision.brackets.labels)
     sections = [
         Section("In short", (Line(PRIVACY_STATEMENT.format(k=k)),)),
         Section(
@@ -282,10 +281,9 @@ def _minors_sentence(config: Config) -> str | None:
     if not config.ads.enabled:
         return None
     from edge_agent.ads.rules import load_rules
-    from edge_agent.vision.attributes import bracket_labels
 
     try:
-        minors = load_rules(config.ads.rules, bracket_labels(config.vision.age_brackets)).minors
+        minors = load_rules(config.ads.rules, config.vision.brackets).minors
     except (ValueError, OSError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(

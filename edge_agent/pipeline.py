@@ -9,9 +9,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edge_agent.audience.fusion import DemographicsFusion, PersonEstimate
-from edge_agent.audience.metrics import Audience, AudienceReport, AudienceSnapshot
-from edge_agent.audience.tracker import Tracker, TrackerUpdate
+from edge_agent.audience.fusion import DemographicsFusion
+from edge_agent.audience.metrics import Audience
+from edge_agent.audience.tracker import Tracker
+from edge_agent.audience.values import (
+    AudienceReport,
+    AudienceSnapshot,
+    PersonEstimate,
+    TrackerUpdate,
+)
 from edge_agent.sources.values import Frame
 from edge_agent.vision.analyzer import VisionPipeline
 

@@ -29,10 +29,10 @@ import cv2
 import numpy as np
 
 from edge_agent.evaluation import find_face, load_rgb, read_labels
+from edge_agent.installed import default_models_dir
 from edge_agent.vision import align
 from edge_agent.vision.attributes import AGE_CHIP, GENDER_CHIP, AgeGenderEstimator
 from edge_agent.vision.detector import FaceDetector
-from edge_agent.vision.models import default_models_dir
 
 
 def shape_predictor():

@@ -80,12 +80,13 @@ from mqtt_bench_support import (
 )
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.audience.metrics import AudienceReport
+from edge_agent.audience.values import AudienceReport
 from edge_agent.config import load_config
 from edge_agent.telemetry import payloads
-from edge_agent.telemetry.client import LinkSettings, MqttLink
+from edge_agent.telemetry.client import MqttLink
 from edge_agent.telemetry.outbox import Importance, Outbox
 from edge_agent.telemetry.stage import OUTBOX_FILE, TelemetryStage
+from edge_agent.telemetry.values import LinkSettings
 
 clock = time.monotonic  # CLOCK_MONOTONIC: the same clock in the subscriber process
 DEMO = Path(__file__).resolve().parent.parent / "samples" / "demo.mp4"
@@ -279,7 +280,7 @@ def outbox_run(
         "EDGE_AGENT__MQTT__DEVICE": device,
         "EDGE_AGENT__STATE__DIR": str(folder),
     }
-    stage = TelemetryStage(load_config(None, environ=environ), state_dir=folder)
+    stage = TelemetryStage(load_config(None, environ=environ).telemetry_settings())
     probe = LinkProbe(stage.outbox, stage.link)
     rng = random.Random(1)
     stage.start()
@@ -328,7 +329,7 @@ def backlog_run(host: str, port: int, folder: Path, n: int, sub: Subscriber) -> 
         "EDGE_AGENT__MQTT__DEVICE": "backlog",
         "EDGE_AGENT__STATE__DIR": str(folder),
     }
-    stage = TelemetryStage(load_config(None, environ=environ), state_dir=folder)
+    stage = TelemetryStage(load_config(None, environ=environ).telemetry_settings())
     probe = LinkProbe(stage.outbox, stage.link)
     rng = random.Random(3)
     for _ in range(n):

@@ -66,15 +66,12 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_agent.evaluation import load_rgb, pad_canvas, read_labels
-from edge_agent.vision.analyzer import (
-    AnalyzerSettings,
-    VisionPipeline,
-    VisionSettings,
-    estimate_pose,
-)
+from edge_agent.installed import default_models_dir
+from edge_agent.segments import Gender
+from edge_agent.vision.analyzer import VisionPipeline
 from edge_agent.vision.detector import ANCHOR_OPTIONS
-from edge_agent.vision.models import default_models_dir
-from edge_agent.vision.values import Face, Gender
+from edge_agent.vision.pose import estimate_pose
+from edge_agent.vision.values import AnalyzerSettings, Face, VisionSettings
 
 REPO = Path(__file__).resolve().parent.parent
 FACE_WIDTH_M = 0.16

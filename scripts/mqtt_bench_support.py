@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge_agent.audience.metrics import AudienceReport
+    from edge_agent.audience.values import AudienceReport
 
 HOST = "127.0.0.1"
 FALLBACK_MOSQUITTO = "/usr/sbin/mosquitto"  # Debian/Ubuntu: not on a normal user's PATH
-BRACKETS = ("0-12", "13-19", "20-34", "35-54", "55+")
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,18 +256,21 @@ def summary(values: Sequence[float], points: Sequence[int] = (50, 90, 99)) -> di
 def make_report(
     rng: random.Random, wall: float, window_s: float = 60.0, vary_brackets: bool = False
 ) -> AudienceReport:
-    """A plausible window ending at `wall`: per gender three age brackets over the k-anonymity
-    threshold (13-19, 20-34, 35-54; three drawn at random with `vary_brackets`), other and
-    unknown folded; viewers a part of each; dwell and attention statistics to match."""
-    from edge_agent.audience.metrics import AudienceReport, DurationStats  # only this needs it
+    """A plausible window ending at `wall`: per gender three of the default age brackets over
+    the k-anonymity threshold (the second to the fourth; three drawn at random with
+    `vary_brackets`), other and unknown folded; viewers a part of each; dwell and attention
+    statistics to match."""
+    from edge_agent.audience.values import AudienceReport, DurationStats
+    from edge_agent.segments import DEFAULT_BRACKETS, GENDERS, OTHER, UNKNOWN, segment_name
 
+    labels = DEFAULT_BRACKETS.labels
     segments: dict[str, int] = {}
-    for gender in ("female", "male"):
-        brackets = rng.sample(BRACKETS, 3) if vary_brackets else BRACKETS[1:4]
+    for gender in GENDERS:
+        brackets = rng.sample(labels, 3) if vary_brackets else labels[1:4]
         for bracket in brackets:
-            segments[f"{gender}/{bracket}"] = rng.randint(5, 30)
-    segments["other"] = rng.randint(0, 8)
-    segments["unknown"] = rng.randint(0, 6)
+            segments[segment_name(gender, bracket)] = rng.randint(5, 30)
+    segments[OTHER] = rng.randint(0, 8)
+    segments[UNKNOWN] = rng.randint(0, 6)
     viewer_segments = {key: rng.randint(0, n) for key, n in segments.items()}
     passers_by = sum(segments.values())
 

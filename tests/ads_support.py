@@ -10,8 +10,8 @@ import numpy as np
 
 from edge_agent.ads.explain import make_person
 from edge_agent.ads.rules import RuleTable, load_rules
-from edge_agent.audience.metrics import PersonNow
-from edge_agent.vision.attributes import DEFAULT_BRACKET_EDGES
+from edge_agent.audience.values import PersonNow
+from edge_agent.segments import DEFAULT_BRACKETS
 
 
 def write_image(path: Path, colour: tuple[int, int, int] = (0, 128, 255)) -> Path:
@@ -71,5 +71,5 @@ def person(
 ) -> PersonNow:
     """Someone in front of the screen with a final estimate (the default age brackets)."""
     return make_person(
-        track_id, gender, age, DEFAULT_BRACKET_EDGES, looking=looking, attention_s=attention_s
+        track_id, gender, age, DEFAULT_BRACKETS, looking=looking, attention_s=attention_s
     )

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.vision.analyzer import VisionPipeline, VisionSettings
-from edge_agent.vision.models import default_models_dir
+from edge_agent.installed import default_models_dir
+from edge_agent.vision.analyzer import VisionPipeline
+from edge_agent.vision.values import VisionSettings
 
 MODELS = default_models_dir()
 

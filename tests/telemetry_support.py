@@ -10,7 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from edge_agent.audience.metrics import AudienceReport, DurationStats
+from edge_agent.audience.values import AudienceReport, DurationStats
 
 SCHEMAS = resources.files("edge_agent.telemetry").joinpath("schemas")
 

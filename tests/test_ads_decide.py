@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 from ads_support import BASE, person, table_with
 
-from edge_agent.ads.decide import (
-    DecisionKind,
-    Outcome,
-    PlayContext,
-    RuleState,
-    decide,
-    settle_turn,
-)
+from edge_agent.ads.decide import PlayContext, RuleState, decide, settle_turn
 from edge_agent.ads.rules import load_rules
+from edge_agent.ads.values import DecisionKind, Outcome
 
 REPO = Path(__file__).resolve().parent.parent
 MONDAY_6PM = dt.datetime(2026, 11, 23, 18, 0)  # naive: the table's timezone

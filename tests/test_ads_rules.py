@@ -10,6 +10,7 @@ from ads_support import BASE, write_rules, write_video
 
 from edge_agent.ads.rules import TOP_LEVEL, RulesError, load_rules, rules_json_schema
 from edge_agent.ads.values import MediaKind
+from edge_agent.segments import Brackets
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,7 +151,14 @@ def test_unknown_age_brackets_list_the_configured_ones(tmp_path):
     assert problem.key_path == "rules[0].audience.brackets[1]"
     assert "0-12, 13-19, 20-34, 35-54, 55+" in problem.message
     # With the config's own brackets, their labels are what rules may name.
-    assert load_rules(path, ["0-19", "20-34", "21-30", "31+"]).rules[0].audience.brackets
+    configured = Brackets((21, 31))  # 0-20, 21-30, 31+
+    with pytest.raises(RulesError) as caught:
+        load_rules(path, configured)
+    assert [p.key_path for p in caught.value.problems] == ["rules[0].audience.brackets[0]"]
+    assert "0-20, 21-30, 31+" in caught.value.problems[0].message
+    rules = "- id: r\n  creatives: [t1]\n  audience: {brackets: [21-30, 31+]}\n"
+    table = load_rules(write_rules(tmp_path, rules), configured)
+    assert table.rules[0].audience.brackets == ("21-30", "31+")
 
 
 def test_timezone_must_be_known(tmp_path):

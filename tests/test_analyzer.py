@@ -4,15 +4,17 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.vision.analyzer import (
-    AnalyzerSettings,
-    FaceAnalyzer,
-    VisionPipeline,
-    VisionSettings,
-    estimate_pose,
-)
+from edge_agent.segments import Gender
+from edge_agent.vision.analyzer import FaceAnalyzer, VisionPipeline
 from edge_agent.vision.attributes import AgeGenderEstimator
-from edge_agent.vision.values import Detection, Gender, Landmarks, Point
+from edge_agent.vision.pose import estimate_pose
+from edge_agent.vision.values import (
+    AnalyzerSettings,
+    Detection,
+    Landmarks,
+    Point,
+    VisionSettings,
+)
 from tests.conftest import place
 
 
@@ -135,3 +137,11 @@ def test_int8_agrees_with_float_on_real_chips(models_dir, astronaut, grace_hoppe
         differences.append(abs(quantized.age_years - exact.age_years))
     assert np.mean(differences) < 1.5
     assert max(differences) < 4
+
+
+def test_frontal_nose_height_is_read_off_dlibs_mean_face():
+    from edge_agent.vision import align, pose
+
+    points = align.BLAZEFACE_POINTS
+    eyes = points[:2, 1].mean()
+    assert float((points[2, 1] - eyes) / (points[3, 1] - eyes)) == pose.FRONTAL_NOSE_HEIGHT

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_agent.vision.attributes import age_bracket, bracket_labels
+from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 
 
 @pytest.mark.parametrize(
@@ -21,16 +21,16 @@ from edge_agent.vision.attributes import age_bracket, bracket_labels
     ],
 )
 def test_default_bracket_edges(age, bracket):
-    assert age_bracket(age) == bracket
+    assert DEFAULT_BRACKETS.of(age) == bracket
 
 
 def test_configurable_edges_make_their_own_labels():
-    assert bracket_labels((18, 65)) == ("0-17", "18-64", "65+")
-    assert age_bracket(17.9, (18, 65)) == "0-17"
-    assert age_bracket(65, (18, 65)) == "65+"
+    assert Brackets((18, 65)).labels == ("0-17", "18-64", "65+")
+    assert Brackets((18, 65)).of(17.9) == "0-17"
+    assert Brackets((18, 65)).of(65) == "65+"
 
 
 @pytest.mark.parametrize("edges", [(), (20, 13), (13, 13), (0, 10)])
 def test_bad_edges_are_refused(edges):
     with pytest.raises(ValueError, match="bracket edges"):
-        bracket_labels(edges)
+        Brackets(edges)

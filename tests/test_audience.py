@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from edge_agent.audience.fusion import DemographicsFusion, PersonEstimate
-from edge_agent.audience.metrics import (
-    Audience,
+from edge_agent.audience.fusion import DemographicsFusion
+from edge_agent.audience.metrics import Audience
+from edge_agent.audience.tracker import Tracker
+from edge_agent.audience.values import (
     AudienceSettings,
     DurationStats,
-    fold_small_segments,
+    FusionSettings,
+    PersonEstimate,
+    TrackerSettings,
 )
-from edge_agent.audience.tracker import Tracker, TrackerSettings
-from edge_agent.vision.values import (
-    Box,
-    Detection,
-    Face,
-    FaceQuality,
-    Gender,
-    Landmarks,
-    Point,
-)
+from edge_agent.segments import Gender, fold_small_segments
+from edge_agent.vision.values import Box, Detection, Face, FaceQuality, Landmarks, Point
 
 FPS = 10.0
 
@@ -44,7 +39,7 @@ def face(p_female: float, age: float, width: float = 80, frontal_yaw: float = 0)
 
 
 def test_fusion_weights_good_samples_and_then_stops():
-    fusion = DemographicsFusion(samples_needed=3)
+    fusion = DemographicsFusion(FusionSettings(samples_needed=3))
     assert fusion.needs_sample(7)
     fusion.add(7, face(0.9, 30))
     fusion.add(7, face(0.2, 70, width=10, frontal_yaw=55))  # tiny, turned: little weight
@@ -60,7 +55,7 @@ def test_fusion_weights_good_samples_and_then_stops():
 
 
 def test_unknown_faces_add_nothing():
-    fusion = DemographicsFusion(samples_needed=2)
+    fusion = DemographicsFusion(FusionSettings(samples_needed=2))
     unknown = Face(detection(0), FaceQuality(10, 0, 0, 0, 500, 0.9), None, Gender.UNKNOWN,
                    None, None, None, ("too_small",))  # fmt: skip
     assert fusion.add(1, unknown).samples == 0

@@ -8,22 +8,24 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge_agent.audience.tracker import TrackerSettings
+from edge_agent.audience.values import TrackerSettings
 from edge_agent.config import (
     Config,
     ConfigError,
     ConfigProblem,
-    DelegateName,
-    DetectorName,
-    PrecisionName,
     load_config,
     render_default_yaml,
 )
-from edge_agent.vision.analyzer import AnalyzerSettings, VisionSettings
-from edge_agent.vision.attributes import DEFAULT_BRACKET_EDGES, Precision
-from edge_agent.vision.detector import DetectorVariant
-from edge_agent.vision.models import default_models_dir
-from edge_agent.vision.runtime import Delegate
+from edge_agent.installed import default_models_dir
+from edge_agent.segments import DEFAULT_BRACKETS, Brackets
+from edge_agent.sources.factory import open_options, reader_options
+from edge_agent.vision.values import (
+    AnalyzerSettings,
+    Delegate,
+    DetectorVariant,
+    Precision,
+    VisionSettings,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NO_ENV: dict[str, str] = {}
@@ -57,17 +59,17 @@ def test_defaults_convert_to_the_runtime_settings():
     vision = config.vision_settings()
     assert vision == VisionSettings(models_dir=default_models_dir())
     assert vision.analyzer == AnalyzerSettings()
-    assert vision.analyzer.bracket_edges == DEFAULT_BRACKET_EDGES
+    assert vision.analyzer.brackets == DEFAULT_BRACKETS
     assert config.tracker_settings() == TrackerSettings()
     assert config.source.spec == "samples/demo.mp4"
     # The demo plays in real time, so it is read like a camera: latest frame wins.
-    assert config.source.reader_options() == {
+    assert reader_options(config.source_settings()) == {
         "stall_timeout": 5.0,
         "backoff_max": 5.0,
         "lossless": False,
     }
     fast = load_config(None, environ={"EDGE_AGENT__SOURCE__REALTIME": "false"})
-    assert fast.source.reader_options()["lossless"] is True
+    assert reader_options(fast.source_settings())["lossless"] is True
     assert config.debug.save_annotated_frames_dir is None
 
 
@@ -89,9 +91,11 @@ def test_defaults_match_the_dataclasses_they_feed():
 
 
 def test_choices_match_the_vision_literals():
-    assert typing.get_args(DetectorName) == typing.get_args(DetectorVariant)
-    assert typing.get_args(PrecisionName) == typing.get_args(Precision)
-    assert typing.get_args(DelegateName) == typing.get_args(Delegate)
+    # One home for these names: the config's choices are the vision stage's own Literals.
+    vision = Config.json_schema()["$defs"]["VisionConfig"]["properties"]
+    assert tuple(vision["detector"]["enum"]) == typing.get_args(DetectorVariant)
+    assert tuple(vision["precision"]["enum"]) == typing.get_args(Precision)
+    assert tuple(vision["delegate"]["enum"]) == typing.get_args(Delegate)
 
 
 def test_settings_are_frozen():
@@ -131,7 +135,7 @@ tracking:
     assert vision.analyzer.max_yaw_deg == 25
     assert vision.analyzer.gender_margin == 0.2
     assert vision.analyzer.max_pitch_deg == AnalyzerSettings().max_pitch_deg
-    assert vision.analyzer.bracket_edges == (18, 30, 50)
+    assert vision.analyzer.brackets == Brackets((18, 30, 50))
     tracker = config.tracker_settings()
     assert (tracker.confirm_hits, tracker.lost_after_s) == (5, 3.0)
     assert tracker.min_iou == TrackerSettings().min_iou
@@ -151,21 +155,25 @@ tracking:
 )
 def test_open_options_fit_the_kind_of_source(spec, expected):
     config = Config.model_validate({"source": {"spec": spec, "width": 640, "height": 480}})
-    assert config.source.open_options() == expected
+    assert open_options(config.source_settings()) == expected
 
 
 def test_open_options_are_accepted_by_open_source(tmp_path):
-    from edge_agent.sources import ImageFolderSource, OpenCVSource, open_source
+    from edge_agent.sources.factory import open_source
+    from edge_agent.sources.images import ImageFolderSource
+    from edge_agent.sources.opencv import OpenCVSource
+
+    def opened(config: Config) -> object:
+        settings = config.source_settings()
+        return open_source(settings.spec, **open_options(settings))
 
     (tmp_path / "frames").mkdir()
     folder = Config.model_validate({"source": {"spec": str(tmp_path / "frames"), "fps": 5}})
-    assert isinstance(
-        open_source(folder.source.spec, **folder.source.open_options()), ImageFolderSource
-    )
+    assert isinstance(opened(folder), ImageFolderSource)
     device = Config.model_validate({"source": {"spec": "/dev/video9", "fps": 5}})
-    assert isinstance(open_source(device.source.spec, **device.source.open_options()), OpenCVSource)
+    assert isinstance(opened(device), OpenCVSource)
     video = Config()
-    assert isinstance(open_source(video.source.spec, **video.source.open_options()), OpenCVSource)
+    assert isinstance(opened(video), OpenCVSource)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,13 +446,13 @@ def test_environment_key_below_a_value_is_an_error(tmp_path):
 
 
 def test_audience_sections_convert_to_their_stages():
-    from edge_agent.audience.metrics import AudienceSettings
+    from edge_agent.audience.values import AudienceSettings
 
     config = load_config(None, environ={})
     assert config.audience_settings() == AudienceSettings()
-    fusion = config.fusion()
+    fusion = config.fusion_settings()
     assert fusion.samples_needed == config.audience.fusion_samples
-    assert fusion.bracket_edges == config.vision.age_brackets
+    assert fusion.brackets.edges == config.vision.age_brackets
 
 
 # ---------------------------------------------------------------------------------------------

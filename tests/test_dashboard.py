@@ -25,11 +25,11 @@ from rich.console import Console
 from telemetry_support import problems
 
 from edge_agent.ads.values import Creative, MediaKind, PlayStart
-from edge_agent.audience.metrics import AudienceReport, DurationStats
+from edge_agent.audience.values import AudienceReport, DurationStats
+from edge_agent.segments import Brackets
 from edge_agent.telemetry import dashboard, payloads
 from edge_agent.telemetry.dashboard import FleetModel, Outcome
 from edge_agent.telemetry.topics import TOPICS, Leaf, Topics
-from edge_agent.vision.attributes import bracket_labels
 
 SITE, DEVICE = "berlin-mitte", "door-left"
 DOOR = Topics(SITE, DEVICE)
@@ -466,7 +466,7 @@ def test_bad_input_is_ignored_and_counted(topic: str, raw: bytes) -> None:
 
 def test_brackets_come_from_the_keys_in_age_order() -> None:
     # A device configured with other edges than the default: nothing here may assume them.
-    labels = bracket_labels((5, 13, 100))  # 0-4, 5-12, 13-99, 100+ (lexically 100+ < 13-99)
+    labels = Brackets((5, 13, 100)).labels  # 0-4, 5-12, 13-99, 100+ (lexically 100+ < 13-99)
     segments = {f"{gender}/{label}": 2 for gender in ("female", "male") for label in labels}
     model = FleetModel()
     report = payloads.audience_report(SITE, DEVICE, audience_report(1_795_000_000.0, segments))

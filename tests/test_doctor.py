@@ -22,9 +22,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge_agent import doctor
 from edge_agent.cli import main
 from edge_agent.doctor import STA_UNSYNC, TIME_ERROR, Status
+from edge_agent.installed import default_models_dir
 from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.stage import OUTBOX_FILE
-from edge_agent.vision.models import default_models_dir
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "samples" / "astronaut.jpg"

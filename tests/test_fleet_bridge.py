@@ -20,6 +20,7 @@ it, and fail with EDGE_AGENT_REQUIRE_MOSQUITTO=1 (as in CI).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -173,7 +174,7 @@ def stage_for(broker: MosquittoBroker, state_dir: Path) -> TelemetryStage:
             "EDGE_AGENT__MQTT__RECONNECT_MAX_S": "1",
         },
     )
-    return TelemetryStage(config, state_dir=state_dir)
+    return TelemetryStage(dataclasses.replace(config.telemetry_settings(), state_dir=state_dir))
 
 
 def report_ids(collector: Collector) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from edge_agent.audience.fusion import DemographicsFusion
-from edge_agent.audience.metrics import Audience, AudienceSettings
-from edge_agent.audience.tracker import Tracker, TrackerSettings
+from edge_agent.audience.metrics import Audience
+from edge_agent.audience.tracker import Tracker
+from edge_agent.audience.values import AudienceSettings, FusionSettings, TrackerSettings
 from edge_agent.pipeline import FramePipeline
 from edge_agent.sources.values import Frame
 from tests.conftest import place
@@ -18,7 +19,7 @@ def test_a_woman_stops_looks_and_leaves(pipeline, astronaut):
     frames_pipeline = FramePipeline(
         pipeline,
         Tracker(TrackerSettings(lost_after_s=0.5)),
-        DemographicsFusion(samples_needed=4),
+        DemographicsFusion(FusionSettings(samples_needed=4)),
         Audience(AudienceSettings(window_s=100, min_segment_size=1, viewer_min_attention_s=1.0)),
     )
     here = place(astronaut, (640, 480), (120, 0), 0.9)

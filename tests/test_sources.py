@@ -443,3 +443,47 @@ def test_open_source_picks_the_class(video_file: Path, image_dir: Path) -> None:
     with open_source(str(image_dir / "img2.png")) as still:
         assert encoded_index(still.read(1.0).image) == 2
     assert open_source(str(video_file), loop=True).loop
+
+
+def test_the_package_names_every_export_and_loads_none_up_front():
+    import subprocess
+    import sys
+
+    import edge_agent.sources as sources
+
+    for name in sources.__all__:
+        assert getattr(sources, name).__name__ == name
+    # Reading the configuration goes through sources.values, which must not pull OpenCV in.
+    code = "import sys, edge_agent.config; sys.exit('cv2' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "target"),
+    [
+        ("picamera", "picamera", 0),
+        ("PiCamera:1", "picamera", 1),
+        (0, "device", 0),
+        ("2", "device", "2"),
+        ("/dev/video3", "device", "/dev/video3"),
+        ("rtsp://cam.local/stream", "stream", "rtsp://cam.local/stream"),
+        ("HTTPS://cam.local/mjpeg", "stream", "HTTPS://cam.local/mjpeg"),
+        ("frames/*.jpg", "images", "frames/*.jpg"),
+        ("still.PNG", "images", "still.PNG"),
+        ("footage.mp4", "video", "footage.mp4"),
+        ("picamera:x", "video", "picamera:x"),
+    ],
+)
+def test_parse_spec_names_the_kind_of_source(spec, kind, target):
+    from edge_agent.sources import parse_spec
+
+    parsed = parse_spec(spec)
+    assert (parsed.kind, parsed.target) == (kind, target)
+    assert parsed.is_camera == (kind in ("picamera", "device"))
+
+
+def test_parse_spec_refuses_an_empty_spec():
+    from edge_agent.sources import parse_spec
+
+    with pytest.raises(ValueError, match="empty source spec"):
+        parse_spec("")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -12,6 +13,7 @@ from ads_support import BASE, person, table_with
 from jsonschema import Draft202012Validator
 from telemetry_support import problems, report, schema, schema_names
 
+from edge_agent import segments
 from edge_agent.ads.scheduler import AdScheduler
 from edge_agent.telemetry import homeassistant, payloads
 from edge_agent.telemetry.topics import (
@@ -22,6 +24,7 @@ from edge_agent.telemetry.topics import (
     parse_topic,
     render_topic_table,
 )
+from edge_agent.telemetry.values import DaemonStats
 
 WALL = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC).timestamp()
 IDS = ("berlin-mitte", "door-left")
@@ -64,10 +67,10 @@ def test_topics_read_like_a_path_and_parse_back():
 
 
 def test_segment_keys_are_flat_field_names():
-    assert payloads.segment_key("female/20-34") == "female_20_34"
-    assert payloads.segment_key("male/55+") == "male_55_plus"
-    assert payloads.segment_key("other") == "other"
-    flat = payloads.flat_segments("passers_by", {"male/55+": 2, "unknown": 1})
+    assert segments.segment_key("female/20-34") == "female_20_34"
+    assert segments.segment_key("male/55+") == "male_55_plus"
+    assert segments.segment_key("other") == "other"
+    flat = segments.flat_segments("passers_by", {"male/55+": 2, "unknown": 1})
     assert flat == {"passers_by_male_55_plus": 2, "passers_by_unknown": 1}
 
 
@@ -161,9 +164,33 @@ def test_the_schemas_reject_what_breaks_the_contract():
     assert any("required" in p for p in problems(stats))
 
 
-def test_stats_values_flatten_the_daemon_line():
-    line = {"type": "stats", "fps": 9.5, "stage_ms": {"detect": 3.1, "track": 0.1}}
-    assert payloads.stats_values(line) == {"fps": 9.5, "detect_ms": 3.1, "track_ms": 0.1}
+def test_daemon_stats_are_published_as_they_are():
+    stats = DaemonStats(
+        interval_s=30.0,
+        fps=9.5,
+        faces_per_frame=1.2,
+        classified_per_frame=0.05,
+        detect_ms=3.1,
+        track_ms=0.1,
+        classify_ms=0.4,
+        audience_ms=0.05,
+        frames_skipped=12,
+        reconnects=0,
+        source_connected=True,
+        source_stalled=False,
+        cpu_temperature_c=None,
+    )
+    outbox = {
+        "uptime_s": 60.0,
+        "outbox_pending": 0,
+        "outbox_dropped": 0,
+        "outbox_oldest_age_s": None,
+    }
+    payload = payloads.stats(*IDS, WALL, {**dataclasses.asdict(stats), **outbox})
+    assert problems(payload) == []
+    # Every field of the value is a documented field of the message, under its own name.
+    assert {"detect_ms": 3.1, "track_ms": 0.1, "fps": 9.5}.items() <= payload.items()
+    assert {f.name for f in dataclasses.fields(DaemonStats)} <= set(schema("stats")["properties"])
 
 
 def test_home_assistant_discovery_reads_only_fields_that_exist():

@@ -6,6 +6,7 @@ published JSON Schemas. Outages are real: the broker process is stopped and star
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from edge_agent.config import load_config
 from edge_agent.telemetry.homeassistant import discovery_topic
 from edge_agent.telemetry.stage import TelemetryStage
 from edge_agent.telemetry.topics import Leaf, Topics
+from edge_agent.telemetry.values import DaemonStats
 
 SITE, DEVICE = "test-site", "door-1"
 TOPICS = Topics(SITE, DEVICE)
@@ -45,7 +47,7 @@ def mqtt_environ(broker, **overrides: str) -> dict[str, str]:
 
 def make_stage(broker, state_dir: Path, **overrides: str) -> TelemetryStage:
     config = load_config(None, environ=mqtt_environ(broker, **overrides))
-    return TelemetryStage(config, state_dir=state_dir)
+    return TelemetryStage(dataclasses.replace(config.telemetry_settings(), state_dir=state_dir))
 
 
 def decoded(collector: Collector, leaf: Leaf) -> list[dict]:
@@ -61,12 +63,12 @@ def test_states_come_before_online_and_every_message_follows_its_schema(broker, 
         stage.report(report(T0 + index * 60, passers_by=index + 1))
     stage.current(2, 1, time.monotonic() + 10, T0)
     stage.stats(
-        {
-            "interval_s": 30.0, "fps": 9.8, "faces_per_frame": 0.5, "classified_per_frame": 0.1,
-            "detect_ms": 3.0, "track_ms": 0.1, "classify_ms": 0.5, "audience_ms": 0.1,
-            "frames_skipped": 0, "reconnects": 0, "source_connected": True,
-            "source_stalled": False, "cpu_temperature_c": None,
-        },
+        DaemonStats(
+            interval_s=30.0, fps=9.8, faces_per_frame=0.5, classified_per_frame=0.1,
+            detect_ms=3.0, track_ms=0.1, classify_ms=0.5, audience_ms=0.1,
+            frames_skipped=0, reconnects=0, source_connected=True,
+            source_stalled=False, cpu_temperature_c=None,
+        ),
         T0,
     )  # fmt: skip
     collector.wait_for_messages(3, TOPICS.topic(Leaf.AUDIENCE_REPORT))
@@ -183,10 +185,12 @@ def test_messages_kept_over_a_restart_go_out_with_the_same_ids(broker_factory, t
 _DAEMON_STANDIN = textwrap.dedent(
     """
     import sys, time
+    from dataclasses import replace
     from pathlib import Path
     from edge_agent.config import load_config
     from edge_agent.telemetry.stage import TelemetryStage
-    stage = TelemetryStage(load_config(None), state_dir=Path(sys.argv[1]))
+    settings = replace(load_config(None).telemetry_settings(), state_dir=Path(sys.argv[1]))
+    stage = TelemetryStage(settings)
     stage.start()
     while not stage.link_status().connected:
         time.sleep(0.05)

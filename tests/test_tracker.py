@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.audience.tracker import Tracker, TrackerSettings, TrackState
+from edge_agent.audience.tracker import Tracker
+from edge_agent.audience.values import TrackerSettings, TrackState
 from edge_agent.vision.detector import FaceDetector
 from edge_agent.vision.values import Box, Detection, Landmarks, Point
 

@@ -18,31 +18,12 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from edge_agent.ads.rules import WEEKDAYS, AudienceMatch, MinorsPolicy, Rule, RuleTable, When
-from edge_agent.audience.metrics import PersonNow
+from edge_agent.ads.values import Decision, DecisionKind, Outcome, RuleVerdict
+from edge_agent.audience.values import PersonNow
 
 HOUR_S = 3600.0
-
-
-class Outcome(StrEnum):
-    CHOSEN = "chosen"
-    LOST_TURN = "lost_turn"  # matched, same priority as the winner, not its share-of-voice turn
-    OUTRANKED = "outranked"  # matched, a higher priority rule matched too
-    NO_MATCH = "no_match"  # the audience does not fit
-    MINOR_PRESENT = "minor_present"  # targets gender/age while a possible minor is present
-    STRETCH_LIMIT = "stretch_limit"  # held the screen for its max_s
-    CAPPED = "capped"  # max_per_hour reached
-    COOLING_DOWN = "cooling_down"
-    OFF_SCHEDULE = "off_schedule"  # outside its days, times or dates
-    DISABLED = "disabled"
-
-
-class DecisionKind(StrEnum):
-    RULE = "rule"  # a rule won
-    DEFAULT = "default"  # nobody there or nothing matched: the default playlist
-    NEUTRAL = "neutral"  # a possible minor is present and nothing untargeted matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,28 +46,6 @@ class PlayContext:
 
 
 NO_HISTORY = PlayContext(0.0, {})
-
-
-@dataclass(frozen=True, slots=True)
-class RuleVerdict:
-    rule_id: str
-    priority: int
-    outcome: Outcome
-    detail: str  # why, in words
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    kind: DecisionKind
-    rule_id: str | None
-    reason: str  # one line: why this, now
-    verdicts: tuple[RuleVerdict, ...]  # one per rule, in file order
-    people: int
-    viewers: int
-    possible_minor: bool
-    targets_people: bool  # the winning rule matches on gender or age
-    contenders: tuple[str, ...]  # the matching rules of the winner's priority (share of voice)
-    local_time: dt.datetime  # the time the rules were evaluated at, in the table's timezone
 
 
 def decide(

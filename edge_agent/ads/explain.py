@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from edge_agent.ads.decide import Decision, DecisionKind, Outcome
 from edge_agent.ads.rules import RuleTable
-from edge_agent.audience.fusion import UNKNOWN, PersonEstimate
-from edge_agent.audience.metrics import PersonNow
-from edge_agent.vision.values import Gender
+from edge_agent.ads.values import Decision, DecisionKind, Outcome
+from edge_agent.audience.values import NO_ESTIMATE, PersonEstimate, PersonNow
+from edge_agent.segments import Brackets, Gender
 
 PERSON_FORMAT = "GENDER:AGE[:away][:ATTENTION_S]"
 
@@ -22,37 +21,33 @@ def make_person(
     track_id: int,
     gender: str | None,
     age: float | None,
-    bracket_edges: tuple[int, ...],
+    brackets: Brackets,
     *,
     looking: bool = True,
     attention_s: float = 2.0,
 ) -> PersonNow:
     """A pretend person with a final estimate, as the tracker would report them."""
-    from edge_agent.vision.attributes import age_bracket
-
     if gender is None and age is None:
-        estimate = UNKNOWN
+        estimate = NO_ESTIMATE
     else:
         estimate = PersonEstimate(
             gender=Gender(gender or "unknown"),
             p_female=None if gender is None else float(gender == "female"),
             age_years=age,
-            age_bracket=None if age is None else age_bracket(age, bracket_edges),
+            age_bracket=None if age is None else brackets.of(age),
             samples=1,
             final=True,
         )
     return PersonNow(track_id, estimate, looking, attention_s if looking else 0.0, 5.0)
 
 
-def parse_person(
-    text: str, track_id: int, bracket_edges: tuple[int, ...], attention_s: float
-) -> PersonNow:
+def parse_person(text: str, track_id: int, brackets: Brackets, attention_s: float) -> PersonNow:
     """`female:30`, `male:8:away`, `unknown:?`, `female:45:6.5` (6.5 s of attention)."""
     parts = text.split(":")
     if len(parts) < 2 or len(parts) > 4:
         raise ValueError(f"--person {text!r}: expected {PERSON_FORMAT}")
     gender = parts[0].lower()
-    if gender not in ("female", "male", "unknown", "?"):
+    if gender not in (*Gender, "?"):
         raise ValueError(f"--person {text!r}: gender is female, male or unknown")
     try:
         age = None if parts[1] in ("?", "unknown") else float(parts[1])
@@ -67,9 +62,9 @@ def parse_person(
             attention_s = float(extra)
         except ValueError:
             raise ValueError(f"--person {text!r}: expected {PERSON_FORMAT}") from None
-    known_gender = None if gender in ("unknown", "?") else gender
+    known_gender = None if gender in (Gender.UNKNOWN, "?") else gender
     return make_person(
-        track_id, known_gender, age, bracket_edges, looking=looking, attention_s=attention_s
+        track_id, known_gender, age, brackets, looking=looking, attention_s=attention_s
     )
 
 

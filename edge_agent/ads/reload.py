@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent.ads.rules import RulesError, RuleTable, load_rules, parse_rules
+from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,12 @@ class RulesWatcher:
         self,
         path: Path,
         *,
-        bracket_labels: Iterable[str] | None = None,
+        brackets: Brackets = DEFAULT_BRACKETS,
         last_good: Path | None = None,
         on_error: Callable[[RulesError], None] | None = None,
     ) -> None:
         self.path = path
-        self.bracket_labels = None if bracket_labels is None else tuple(bracket_labels)
+        self.brackets = brackets
         self.last_good = last_good
         self.on_error = on_error or self.log_error
         self.last_error: RulesError | None = None
@@ -59,7 +60,7 @@ class RulesWatcher:
         the file's problems reported), else `RulesError`."""
         self._signature = _signature(self.path)
         try:
-            table = load_rules(self.path, self.bracket_labels)
+            table = load_rules(self.path, self.brackets)
         except RulesError as error:
             fallback = self._load_last_good()
             if fallback is None:
@@ -81,7 +82,7 @@ class RulesWatcher:
             return None
         self._signature = signature
         try:
-            table = load_rules(self.path, self.bracket_labels)
+            table = load_rules(self.path, self.brackets)
         except RulesError as error:
             self._report(error)
             return None
@@ -119,7 +120,7 @@ class RulesWatcher:
         try:
             text = self.last_good.read_text(encoding="utf-8")
             # Parsed as if it were the rules file, so media resolve against its folder.
-            return parse_rules(text, os.fspath(self.path), self.bracket_labels)
+            return parse_rules(text, os.fspath(self.path), self.brackets)
         except (OSError, UnicodeDecodeError, RulesError) as error:
             log.warning("the last good rules copy %s is unusable too: %s", self.last_good, error)
             return None

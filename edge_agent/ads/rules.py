@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge_agent.ads.values import Creative, MediaKind
+from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 from edge_agent.validated_yaml import (
     KeyPath,
     Problem,
@@ -408,19 +409,17 @@ class RuleTable:
     default_playlist: tuple[Creative, ...]
     neutral_playlist: tuple[Creative, ...]
     rules: tuple[Rule, ...]
-    bracket_labels: tuple[str, ...]
+    brackets: Brackets  # the age brackets `brackets:` in a rule may name
 
     def creatives_of(self, rule: Rule) -> tuple[Creative, ...]:
         return tuple(self.creatives[creative_id] for creative_id in rule.creatives)
 
 
-def load_rules(
-    path: str | os.PathLike[str], bracket_labels: Iterable[str] | None = None
-) -> RuleTable:
+def load_rules(path: str | os.PathLike[str], brackets: Brackets = DEFAULT_BRACKETS) -> RuleTable:
     """Read and validate a rules file; raises `RulesError` listing every problem.
 
-    `bracket_labels` are the age bracket names the config defines (what `brackets:` in a rule
-    may name); None: those of the default brackets.
+    `brackets` are the age brackets the config defines: their labels are what `brackets:` in a
+    rule may name.
     """
     file = os.fspath(path)
     try:
@@ -430,22 +429,17 @@ def load_rules(
         raise RulesError(
             [Problem(f"cannot read the rules file: {error}", file, 1, key_path=TOP_LEVEL)]
         ) from None
-    return parse_rules(text, file, bracket_labels, version_id=hashlib.sha256(raw).hexdigest()[:12])
+    return parse_rules(text, file, brackets, version_id=hashlib.sha256(raw).hexdigest()[:12])
 
 
 def parse_rules(
     text: str,
     file: str,
-    bracket_labels: Iterable[str] | None = None,
+    brackets: Brackets = DEFAULT_BRACKETS,
     *,
     version_id: str | None = None,
 ) -> RuleTable:
     """Validate rules text that came from `file` (media paths are relative to its folder)."""
-    if bracket_labels is None:
-        from edge_agent.vision.attributes import bracket_labels as default_labels
-
-        bracket_labels = default_labels()
-    labels = tuple(bracket_labels)
     try:
         data, lines = parse_yaml(text, file)
     except ProblemsError as error:
@@ -467,7 +461,7 @@ def parse_rules(
     except ValidationError as error:
         problems = problems_from_validation(error, RulesFile, data, file, lines)
         raise RulesError(_keyed(sorted(problems, key=lambda p: p.line or 0))) from None
-    checker = _CrossCheck(spec, file, lines, labels)
+    checker = _CrossCheck(spec, file, lines, brackets)
     table = checker.table(version_id or hashlib.sha256(text.encode()).hexdigest()[:12])
     if checker.problems:
         raise RulesError(sorted(checker.problems, key=lambda p: p.line or 0))
@@ -479,12 +473,12 @@ class _CrossCheck:
     """What the schema cannot see: ids that must exist or be unique, media files, brackets."""
 
     def __init__(
-        self, spec: RulesFile, file: str, lines: dict[KeyPath, int], labels: tuple[str, ...]
+        self, spec: RulesFile, file: str, lines: dict[KeyPath, int], brackets: Brackets
     ) -> None:
         self.spec = spec
         self.file = file
         self.lines = lines
-        self.labels = labels
+        self.brackets = brackets
         self.folder = Path(file).resolve().parent
         self.problems: list[Problem] = []
 
@@ -518,11 +512,11 @@ class _CrossCheck:
             seen_rules.add(rule.id)
             self.refs((*path, "creatives"), rule.creatives, known)
             for bracket_index, bracket in enumerate(rule.audience.brackets or ()):
-                if bracket not in self.labels:
+                if bracket not in self.brackets.labels:
                     self.problem(
                         (*path, "audience", "brackets", bracket_index),
                         f"unknown age bracket {bracket!r}; the config's brackets are"
-                        f" {', '.join(self.labels)}",
+                        f" {', '.join(self.brackets.labels)}",
                     )
         if self.problems:
             return None
@@ -538,7 +532,7 @@ class _CrossCheck:
             default_playlist=tuple(creatives[c] for c in spec.default_playlist),
             neutral_playlist=tuple(creatives[c] for c in neutral),
             rules=spec.rules,
-            bracket_labels=self.labels,
+            brackets=self.brackets,
         )
 
     def refs(self, path: KeyPath, ids: tuple[str, ...], known: set[str]) -> None:

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 
 from edge_agent.ads.decide import (
     HOUR_S,
-    Decision,
-    DecisionKind,
     PlayContext,
     RuleState,
     decide,
@@ -40,8 +38,17 @@ from edge_agent.ads.decide import (
     settle_turn,
 )
 from edge_agent.ads.rules import Rule, RuleTable
-from edge_agent.ads.values import Creative, PlayAudience, PlayEnd, PlayEvent, PlayStart
-from edge_agent.audience.metrics import PersonNow, fold_small_segments, segment_of
+from edge_agent.ads.values import (
+    Creative,
+    Decision,
+    DecisionKind,
+    PlayAudience,
+    PlayEnd,
+    PlayEvent,
+    PlayStart,
+)
+from edge_agent.audience.values import PersonNow
+from edge_agent.segments import fold_small_segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +96,7 @@ class _Playing:
                 self.seen[person.track_id] = seen
             seen.attention = person.attention_s
             seen.looked = seen.looked or person.looking
-            seen.segment = segment_of(person.estimate)  # the latest estimate is the best one
+            seen.segment = person.estimate.segment  # the latest estimate is the best one
 
     def audience(self, min_segment_size: int) -> PlayAudience:
         seen = self.seen.values()

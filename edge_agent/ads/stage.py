@@ -1,6 +1,6 @@
 """The ads stage as the daemon drives it: rules (reloaded when they change) -> scheduler -> player.
 
-    stage = AdStage(watcher, player, on_play_start=..., on_play_event=...)
+    stage = AdStage.from_settings(config.ads_settings(), on_play_start=..., on_play_event=...)
     stage.start(now, wall)                 # loads the rules, starts the player, shows a play
     stage.tick(snapshot.people, now, wall) # every frame, and a few times a second without one
     stage.stop(now, wall)                  # the last PlayEvent, then the player closes
@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from edge_agent.ads.decide import Decision
-from edge_agent.ads.players import Player
+from edge_agent.ads.players import Player, ShownReport, make_player
 from edge_agent.ads.reload import RulesWatcher
+from edge_agent.ads.rules import RulesError
 from edge_agent.ads.scheduler import AdScheduler
-from edge_agent.ads.values import PlayEvent, PlayStart
-from edge_agent.audience.metrics import PersonNow
+from edge_agent.ads.values import AdsSettings, Decision, PlayEvent, PlayStart
+from edge_agent.audience.values import PersonNow
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,37 @@ class AdStage:
         self.on_play_event = on_play_event
         self.scheduler: AdScheduler | None = None
         self._next_reload_check = 0.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: AdsSettings,
+        *,
+        on_play_start: Callable[[PlayStart, Decision], None] = _ignore,
+        on_play_event: Callable[[PlayEvent], None] = _ignore,
+        on_rules_error: Callable[[RulesError], None] | None = None,
+        on_shown: Callable[[ShownReport], None] | None = None,
+    ) -> AdStage:
+        """The stage as configured: its rules watcher and its player, built, not started.
+        `on_rules_error` sees each rejected rules edit (default: logged); `on_shown` each
+        page report that a play is on screen (web player only)."""
+        watcher = RulesWatcher(
+            settings.rules,
+            brackets=settings.brackets,
+            last_good=settings.last_good,
+            on_error=on_rules_error,
+        )
+        options: dict[str, object] = {}
+        if settings.player == "web":
+            options = {"host": settings.web_host, "port": settings.web_port, "on_shown": on_shown}
+        return cls(
+            watcher,
+            make_player(settings.player, **options),
+            min_segment_size=settings.min_segment_size,
+            reload_check_s=settings.reload_check_s,
+            on_play_start=on_play_start,
+            on_play_event=on_play_event,
+        )
 
     def start(self, now: float, wall: float) -> None:
         """Load the rules (`RulesError` if neither the file nor a last good copy is usable)

@@ -10,24 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_agent.vision.attributes import DEFAULT_BRACKET_EDGES, age_bracket, gender_of
-from edge_agent.vision.values import Face, Gender
+from edge_agent.audience.values import NO_ESTIMATE, FusionSettings, PersonEstimate
+from edge_agent.segments import gender_of
+from edge_agent.vision.values import Face
 
 # A face this wide (jaw to jaw, frame pixels) fills the 64 px age chip without upsampling.
 _FULL_WEIGHT_WIDTH_PX = 46.0
-
-
-@dataclass(frozen=True, slots=True)
-class PersonEstimate:
-    gender: Gender
-    p_female: float | None
-    age_years: float | None
-    age_bracket: str | None
-    samples: int
-    final: bool
-
-
-UNKNOWN = PersonEstimate(Gender.UNKNOWN, None, None, None, 0, False)
 
 
 def sample_weight(face: Face) -> float:
@@ -48,17 +36,11 @@ class _Accumulator:
 class DemographicsFusion:
     """Per-track running estimate; `needs_sample` tells the daemon when to classify."""
 
-    def __init__(
-        self,
-        samples_needed: int = 5,
-        gender_margin: float = 0.15,
-        bracket_edges: tuple[int, ...] = DEFAULT_BRACKET_EDGES,
-    ) -> None:
-        if samples_needed < 1:
+    def __init__(self, settings: FusionSettings | None = None) -> None:
+        self.settings = settings or FusionSettings()
+        if self.settings.samples_needed < 1:
             raise ValueError("samples_needed must be at least 1")
-        self.samples_needed = samples_needed
-        self.gender_margin = gender_margin
-        self.bracket_edges = bracket_edges
+        self.samples_needed = self.settings.samples_needed
         self._people: dict[int, _Accumulator] = {}
 
     def needs_sample(self, track_id: int) -> bool:
@@ -81,15 +63,15 @@ class DemographicsFusion:
     def estimate(self, track_id: int) -> PersonEstimate:
         accumulator = self._people.get(track_id)
         if accumulator is None or accumulator.weight <= 0:
-            return UNKNOWN
+            return NO_ESTIMATE
         p_female = accumulator.female / accumulator.weight
-        gender = gender_of(p_female, self.gender_margin)
+        gender = gender_of(p_female, self.settings.gender_margin)
         age = accumulator.age / accumulator.age_weight if accumulator.age_weight > 0 else None
         return PersonEstimate(
             gender=gender,
             p_female=p_female,
             age_years=age,
-            age_bracket=None if age is None else age_bracket(age, self.bracket_edges),
+            age_bracket=None if age is None else self.settings.brackets.of(age),
             samples=accumulator.samples,
             final=accumulator.samples >= self.samples_needed,
         )

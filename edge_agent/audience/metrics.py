@@ -18,123 +18,27 @@ report leaves this module, so no small group can be singled out.
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge_agent.audience.fusion import UNKNOWN, PersonEstimate
-from edge_agent.audience.tracker import TrackerUpdate, TrackState
-from edge_agent.vision.analyzer import estimate_pose
+from edge_agent.audience.values import (
+    NO_ESTIMATE,
+    AudienceReport,
+    AudienceSettings,
+    AudienceSnapshot,
+    DurationStats,
+    PersonEstimate,
+    PersonNow,
+    PersonVisit,
+    TrackerUpdate,
+    TrackState,
+)
+from edge_agent.segments import fold_small_segments
 from edge_agent.vision.values import Landmarks
 
-OTHER = "other"
-UNKNOWN_SEGMENT = "unknown"
 # Longer gaps between two frames of a track are not counted as attention.
 _MAX_ATTENTION_STEP_S = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class AudienceSettings:
-    window_s: float = 60.0
-    min_segment_size: int = 5
-    viewer_max_yaw_deg: float = 30.0
-    viewer_max_pitch_deg: float = 25.0
-    viewer_min_attention_s: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class PersonVisit:
-    """One person's visit, kept in memory only until it is folded into a report."""
-
-    track_id: int
-    first_seen: float  # monotonic seconds
-    last_seen: float
-    dwell_s: float
-    attention_s: float
-    longest_look_s: float
-    viewer: bool
-    estimate: PersonEstimate
-
-    @property
-    def segment(self) -> str:
-        return segment_of(self.estimate)
-
-
-def segment_of(estimate: PersonEstimate | None) -> str:
-    """ "female/20-34"; "unknown" unless both gender and age bracket are known."""
-    if estimate is None or estimate.gender.value == UNKNOWN_SEGMENT or not estimate.age_bracket:
-        return UNKNOWN_SEGMENT
-    return f"{estimate.gender.value}/{estimate.age_bracket}"
-
-
-@dataclass(frozen=True, slots=True)
-class DurationStats:
-    count: int
-    mean_s: float
-    median_s: float
-    p90_s: float
-    max_s: float
-
-    @classmethod
-    def of(cls, values: list[float]) -> DurationStats:
-        if not values:
-            return cls(0, 0.0, 0.0, 0.0, 0.0)
-        ordered = sorted(values)
-        p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-        return cls(
-            count=len(values),
-            mean_s=round(statistics.fmean(values), 2),
-            median_s=round(statistics.median(values), 2),
-            p90_s=round(p90, 2),
-            max_s=round(ordered[-1], 2),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PersonNow:
-    """One person in front of the screen now, as the ad rules see them. In process only:
-    nothing per person is ever published."""
-
-    track_id: int
-    estimate: PersonEstimate
-    looking: bool  # facing the screen in this frame
-    attention_s: float  # seconds spent looking at the screen during this visit so far
-    dwell_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class AudienceSnapshot:
-    """Who is in front of the screen now, reduced to what ad rules need."""
-
-    timestamp: float
-    present: int
-    viewers_now: int
-    segments: dict[str, int]  # "female/20-34" -> people present now
-    people: tuple[PersonNow, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class AudienceReport:
-    """One closed window. Counts only; segments below the threshold are folded."""
-
-    window_start_wall: float
-    window_end_wall: float
-    passers_by: int
-    viewers: int
-    segments: dict[str, int]  # passers-by per "gender/bracket", "unknown" and "other"
-    viewer_segments: dict[str, int]
-    dwell: DurationStats
-    attention: DurationStats  # viewers only
-    min_segment_size: int
-
-
-def fold_small_segments(counts: Counter[str], minimum: int) -> dict[str, int]:
-    """Segments with fewer than `minimum` people go into "other"."""
-    folded: Counter[str] = Counter()
-    for segment, count in counts.items():
-        folded[segment if count >= minimum else OTHER] += count
-    return dict(sorted(folded.items()))
 
 
 @dataclass(slots=True)
@@ -147,7 +51,7 @@ class _Presence:
     longest_look_s: float = 0.0
     looking_now: bool = False
     confirmed: bool = False
-    estimate: PersonEstimate = UNKNOWN
+    estimate: PersonEstimate = NO_ESTIMATE
 
 
 @dataclass(slots=True)
@@ -221,7 +125,7 @@ class Audience:
         step = min(now - presence.last_frame, _MAX_ATTENTION_STEP_S)
         looking = False
         if matched:
-            yaw, pitch, _ = estimate_pose(landmarks)
+            yaw, pitch, _ = landmarks.pose()
             looking = (
                 abs(yaw) <= self.settings.viewer_max_yaw_deg
                 and abs(pitch) <= self.settings.viewer_max_pitch_deg
@@ -261,8 +165,8 @@ class Audience:
         people = []
         for track in confirmed:
             presence = self._presence.get(track.track_id)
-            estimate = estimates.get(track.track_id, UNKNOWN)
-            segments[segment_of(estimate)] += 1
+            estimate = estimates.get(track.track_id, NO_ESTIMATE)
+            segments[estimate.segment] += 1
             if presence is not None:
                 people.append(
                     PersonNow(

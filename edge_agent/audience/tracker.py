@@ -12,61 +12,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import numpy as np
 
+from edge_agent.audience.values import TrackedFace, TrackerSettings, TrackerUpdate, TrackState
 from edge_agent.vision.values import Box, Detection
-
-
-class TrackState(StrEnum):
-    TENTATIVE = "tentative"  # seen, not yet often enough to count as a person
-    CONFIRMED = "confirmed"
-    ENDED = "ended"  # unseen for longer than `lost_after_s`; final
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerSettings:
-    confirm_hits: int = 3  # detections before a track counts as a person
-    confirm_within_s: float = 1.0  # ... and they must come this soon, or the track is dropped
-    # ... and one of them at least this confident: real faces score well above the detection
-    # threshold at some point, the odd textured patch that passes it does not (as ByteTrack
-    # starts tracks only from high-score detections).
-    confirm_min_score: float = 0.6
-    lost_after_s: float = 1.5  # unseen this long: the person has left
-    min_iou: float = 0.2  # to the predicted box, to be the same face ...
-    max_keypoint_shift: float = 0.6  # ... or keypoints within this many face widths
-    max_size_ratio: float = 1.3  # a face does not grow or shrink more than this between sightings
-    # After a gap in sightings (the person looked away, or left), only a face where the track
-    # was heading and of the same size continues it: someone else stepping into the spot
-    # usually differs in one of the two.
-    gap_after_s: float = 0.3
-    gap_min_iou: float = 0.5
-    gap_max_size_ratio: float = 1.15
-
-
-@dataclass(frozen=True, slots=True)
-class TrackedFace:
-    """One track as of one frame."""
-
-    track_id: int
-    state: TrackState
-    detection: Detection  # the latest detection matched to the track
-    matched_now: bool  # False while coasting through a missed detection
-    first_seen: float  # monotonic seconds
-    last_seen: float
-    hits: int
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerUpdate:
-    """What one frame changed: the live tracks, and the tracks that ended with this frame."""
-
-    timestamp: float
-    tracks: tuple[TrackedFace, ...]
-    confirmed_now: tuple[int, ...]
-    ended: tuple[TrackedFace, ...]  # confirmed tracks that ended; dropped tentatives are not
-    matches: tuple[tuple[int, int], ...]  # (detection index, track id) for this frame
 
 
 @dataclass(slots=True)

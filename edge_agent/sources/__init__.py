@@ -11,49 +11,45 @@ Spec strings understood by `open_source`:
 - "rtsp://...", "http(s)://..." (and rtmp, udp, tcp, srt): a network stream through OpenCV/FFmpeg
 - a directory, a glob ("frames/*.jpg") or a single image file: ImageFolderSource
 - anything else: a video file through OpenCV
+
+The names below load on first use (PEP 562), so that reading the configuration or
+`edge-agent --help` does not load OpenCV or picamera2 through this package.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import importlib
 from typing import Any
 
-from edge_agent.sources.base import EndOfStream, FrameSource, SourceError, redact_url
-from edge_agent.sources.images import IMAGE_SUFFIXES, ImageFolderSource, is_glob
-from edge_agent.sources.opencv import OpenCVSource, classify_target
-from edge_agent.sources.picamera import PiCameraSource
-from edge_agent.sources.reader import LatestFrameReader
-from edge_agent.sources.values import Frame, SourceStats
+# name -> the module that defines it
+_EXPORTS = {
+    "EndOfStream": "edge_agent.sources.base",
+    "FrameSource": "edge_agent.sources.base",
+    "SourceError": "edge_agent.sources.base",
+    "redact_url": "edge_agent.sources.base",
+    "ImageFolderSource": "edge_agent.sources.images",
+    "OpenCVSource": "edge_agent.sources.opencv",
+    "PiCameraSource": "edge_agent.sources.picamera",
+    "LatestFrameReader": "edge_agent.sources.reader",
+    "parse_spec": "edge_agent.sources.spec",
+    "Frame": "edge_agent.sources.values",
+    "SourceSettings": "edge_agent.sources.values",
+    "SourceSpec": "edge_agent.sources.values",
+    "SourceStats": "edge_agent.sources.values",
+    "open_options": "edge_agent.sources.factory",
+    "open_source": "edge_agent.sources.factory",
+    "reader_for": "edge_agent.sources.factory",
+    "reader_options": "edge_agent.sources.factory",
+}
 
-__all__ = [
-    "EndOfStream",
-    "Frame",
-    "FrameSource",
-    "ImageFolderSource",
-    "LatestFrameReader",
-    "OpenCVSource",
-    "PiCameraSource",
-    "SourceError",
-    "SourceStats",
-    "open_source",
-    "redact_url",
-]
+__all__ = sorted(_EXPORTS)
 
 
-def open_source(spec: str | int | os.PathLike[str], **options: Any) -> FrameSource:
-    """Build (not open) the source a spec names; options go to that source's constructor."""
-    if isinstance(spec, int):
-        return OpenCVSource(spec, **options)
-    text = os.fspath(spec)
-    if not text:
-        raise ValueError("empty source spec")
-    name, sep, number = text.partition(":")
-    if name.lower() == "picamera" and (not sep or number.isdigit()):
-        return PiCameraSource(camera_num=int(number) if number else 0, **options)
-    if classify_target(text) != "file":
-        return OpenCVSource(text, **options)
-    path = Path(text)
-    if path.is_dir() or is_glob(text) or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFolderSource(text, **options)
-    return OpenCVSource(text, **options)
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -15,23 +15,17 @@ from pathlib import Path
 import cv2
 
 from edge_agent.sources.base import EndOfStream, FrameSource, Pacer, SourceError, to_rgb
+from edge_agent.sources.spec import IMAGE_SUFFIXES, is_glob
 from edge_agent.sources.values import Frame
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
-)
 _DIGITS = re.compile(r"(\d+)")
 
 
 def natural_key(path: str) -> tuple[object, ...]:
     """Sort key that orders embedded numbers by value: frame2.jpg before frame10.jpg."""
     return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(path))
-
-
-def is_glob(text: str) -> bool:
-    return any(char in text for char in "*?[")
 
 
 class ImageFolderSource(FrameSource):

@@ -10,37 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
 from edge_agent.sources.base import EndOfStream, FrameSource, Pacer, SourceError, redact_url, to_rgb
+from edge_agent.sources.spec import classify_target
 from edge_agent.sources.values import Frame
 
 log = logging.getLogger(__name__)
 
-TargetKind = Literal["device", "url", "file"]
-
-URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-_DEVICE_PATH = re.compile(r"^/dev/video\d+$")
 # Used when a file reports no usable frame rate and none was given.
 DEFAULT_FILE_FPS = 30.0
-
-
-def classify_target(target: int | str | os.PathLike[str]) -> TargetKind:
-    """Whether a VideoCapture target is a device (index, "3" or /dev/videoN), a URL or a file."""
-    if isinstance(target, int):
-        return "device"
-    text = os.fspath(target)
-    if text.isdigit() or _DEVICE_PATH.match(text):
-        return "device"
-    scheme, sep, _ = text.partition("://")
-    if sep and scheme.lower() in URL_SCHEMES:
-        return "url"
-    return "file"
 
 
 class OpenCVSource(FrameSource):

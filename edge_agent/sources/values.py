@@ -1,10 +1,47 @@
-"""The plain values a frame source hands on. Images are RGB uint8, HxWx3, like everywhere else."""
+"""The plain values of the sources: what they take (settings, a parsed spec) and hand on
+(frames, reader statistics). Images are RGB uint8, HxWx3, like everywhere else."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+# picamera: a Pi camera through picamera2; device: a V4L2 camera (index or /dev/videoN);
+# stream: an rtsp:// or http(s):// URL; images: a folder, glob or image file; video: a file.
+SourceKind = Literal["picamera", "device", "stream", "images", "video"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """What `source.spec` names (`edge_agent.sources.parse_spec`)."""
+
+    kind: SourceKind
+    target: str | int  # the camera number, device, URL or path to open
+
+    @property
+    def is_camera(self) -> bool:
+        return self.kind in ("picamera", "device")
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind in ("images", "video")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """The configured source; each kind takes the options that apply to it."""
+
+    spec: str | int = "samples/demo.mp4"
+    width: int | None = None  # asked of a camera; None: its default
+    height: int | None = None
+    fps: float | None = None  # asked of a camera; a file's or folder's playing rate
+    loop: bool = True  # files and folders: start again at the end
+    realtime: bool = True  # video files: play at their own rate, like a camera
+    stall_timeout_s: float = 5.0
+    reconnect_backoff_max_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,39 +28,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.telemetry.outbox import Outbox, OutboxMessage
+from edge_agent.telemetry.values import LinkSettings, TlsSettings
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # outbox rows read per query while draining
-
-
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
-    ca_file: Path | None = None  # None: the system's trusted CAs
-    cert_file: Path | None = None  # client certificate, when the broker asks for one
-    key_file: Path | None = None
-    verify_hostname: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSettings:
-    host: str = "localhost"
-    port: int = 1883
-    client_id: str = "edge-agent"
-    username: str | None = None
-    password: str | None = None
-    tls: TlsSettings | None = None
-    keepalive_s: int = 30
-    reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    inflight: int = 100  # unacknowledged QoS 1 messages on the wire at once
 
 
 @dataclass(frozen=True, slots=True)

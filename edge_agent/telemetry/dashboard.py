@@ -48,7 +48,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
 import sys
 import threading
 import time
@@ -69,16 +68,22 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from edge_agent.telemetry.client import TlsSettings, new_paho_client
+from edge_agent.segments import (
+    OTHER,
+    UNKNOWN,
+    bracket_order,
+    parse_flat_segment,
+    segment_name,
+)
+from edge_agent.telemetry.client import new_paho_client
 from edge_agent.telemetry.topics import (
-    DEFAULT_BASE,
     SPECS,
     TOPICS,
     Leaf,
-    check_id,
     fleet_subscription,
     parse_topic,
 )
+from edge_agent.telemetry.values import DEFAULT_BASE, TlsSettings, check_id
 
 SCHEMA_VERSION = 1  # the only payload version this dashboard understands
 DEFAULT_BROKER = "localhost:1883"
@@ -99,12 +104,8 @@ BAR_WIDTH = 12  # cells for the largest segment of a window
 NOT_ONLINE_NAMED_MAX = 8  # devices named in the header's "not online" line
 
 MESSAGE_TYPES = {spec.message_type for spec in TOPICS}
-_SEGMENT_KEY = re.compile(
-    r"^(?P<measure>passers_by|viewers)_"
-    r"(?:(?P<gender>[a-z]+)_(?P<low>\d+)_(?P<high>\d+|plus)|(?P<rest>other|unknown))$"
-)
-OTHER = "other"
-UNKNOWN = "unknown"
+# The measures a window counts per segment, as key prefixes: passers_by_female_20_34.
+SEGMENT_MEASURES = ("passers_by", "viewers")
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,8 +169,7 @@ class Segment:
     @property
     def bracket_order(self) -> tuple[int, str]:
         """Brackets sort by their lowest age (0-12 before 13-19 before 55+)."""
-        low = (self.bracket or "").split("-")[0].rstrip("+")
-        return (int(low) if low.isdigit() else sys.maxsize, self.bracket or "")
+        return bracket_order(self.bracket or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,17 +295,12 @@ def parse_segments(payload: dict[str, Any]) -> tuple[Segment, ...]:
     passers: dict[str, tuple[str | None, str | None, int]] = {}
     viewers: dict[str, int] = {}
     for key in payload:
-        match = _SEGMENT_KEY.match(key)
-        if match is None:
+        parsed = parse_flat_segment(key, SEGMENT_MEASURES)
+        if parsed is None:
             continue
+        measure, (name, gender, bracket) = parsed
         count = _count(payload, key)
-        if match["rest"]:
-            name, gender, bracket = match["rest"], None, None
-        else:
-            high = "+" if match["high"] == "plus" else f"-{match['high']}"
-            gender, bracket = match["gender"], f"{match['low']}{high}"
-            name = f"{gender}/{bracket}"
-        if match["measure"] == "passers_by":
+        if measure == "passers_by":
             passers[name] = (gender, bracket, count)
         else:
             viewers[name] = count
@@ -623,7 +618,9 @@ def render_window_bars(window: Window) -> Table:
         table.add_row(
             bracket,
             *(
-                _segment_cell(by_name.get(f"{g}/{bracket}"), largest, GENDER_STYLE.get(g, ""))
+                _segment_cell(
+                    by_name.get(segment_name(g, bracket)), largest, GENDER_STYLE.get(g, "")
+                )
                 for g in genders
             ),
         )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.telemetry.payloads import segment_key
+from edge_agent.segments import OTHER, segment_key
 from edge_agent.telemetry.topics import Leaf, Topics
 
 DEFAULT_PREFIX = "homeassistant"
@@ -94,7 +94,7 @@ def _sensors(segments: tuple[str, ...]) -> list[_Sensor]:
     ]
     for segment in segments:
         key = segment_key(segment)
-        label = segment.replace("/", " ").replace("other", "other (small groups)")
+        label = segment.replace("/", " ").replace(OTHER, f"{OTHER} (small groups)")
         # "total", not "total_increasing": a small group folded into "other" earlier in the
         # day moves out of it once it reaches the threshold, so "other" may go down.
         sensors.append(

@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.ads.decide import Decision
-from edge_agent.ads.values import PlayEvent, PlayStart
-from edge_agent.audience.metrics import AudienceReport, DurationStats
+from edge_agent.ads.values import Decision, PlayEvent, PlayStart
+from edge_agent.audience.values import AudienceReport, DurationStats
+from edge_agent.segments import flat_segments
 
 SCHEMA_VERSION = 1
 
@@ -61,15 +61,6 @@ def envelope(message_type: str, site: str, device: str, wall: float) -> Payload:
         "ts": iso(wall),
         "ts_ms": round(wall * 1000),
     }
-
-
-def segment_key(segment: str) -> str:
-    """'female/20-34' -> 'female_20_34'; 'male/55+' -> 'male_55_plus'; 'other' -> 'other'."""
-    return segment.replace("+", "_plus").replace("/", "_").replace("-", "_")
-
-
-def flat_segments(prefix: str, segments: Mapping[str, int]) -> Payload:
-    return {f"{prefix}_{segment_key(name)}": count for name, count in sorted(segments.items())}
 
 
 def _durations(prefix: str, stats: DurationStats) -> Payload:
@@ -261,16 +252,3 @@ def error(
         "key": key,
         "problems": problems,
     }
-
-
-def stats_values(window: Mapping[str, Any]) -> Payload:
-    """The daemon's nested stats line, flattened (stage_ms.detect -> detect_ms)."""
-    flat: Payload = {}
-    for name, value in window.items():
-        if name == "type":
-            continue
-        if isinstance(value, Mapping):
-            flat.update({f"{inner}_ms": number for inner, number in value.items()})
-        else:
-            flat[name] = value
-    return flat

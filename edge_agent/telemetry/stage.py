@@ -8,24 +8,21 @@ Every call costs the vision loop one small SQLite transaction at most.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import socket
 import time
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from edge_agent.ads.decide import Decision
-from edge_agent.ads.rules import RulesError
-from edge_agent.ads.values import PlayEvent, PlayStart
-from edge_agent.audience.metrics import OTHER, UNKNOWN_SEGMENT, AudienceReport
-from edge_agent.config import Config
+from edge_agent.ads.values import Decision, PlayEvent, PlayStart
+from edge_agent.audience.values import AudienceReport
+from edge_agent.segments import segment_names
 from edge_agent.telemetry import homeassistant, payloads
-from edge_agent.telemetry.client import LinkSettings, LinkStatus, Message, MqttLink, TlsSettings
+from edge_agent.telemetry.client import LinkStatus, Message, MqttLink
 from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.payloads import Payload, encode
 from edge_agent.telemetry.today import DayTotals, TodayCounter
 from edge_agent.telemetry.topics import SPECS, Leaf, Topics
+from edge_agent.telemetry.values import DaemonStats, TelemetrySettings
+from edge_agent.validated_yaml import ProblemsError
 
 log = logging.getLogger(__name__)
 
@@ -35,93 +32,34 @@ TODAY_FILE = "audience-today.json"
 _CURRENT_REFRESH_S = 60.0
 
 
-def device_id_from_hostname(hostname: str | None = None) -> str:
-    """This machine's host name as one topic level ("pi-door.local" -> "pi-door.local")."""
-    name = hostname if hostname is not None else socket.gethostname()
-    cleaned = "".join(char if char.isalnum() or char in "_.-" else "-" for char in name)
-    cleaned = cleaned.lstrip("_.-")[:64]
-    return cleaned or "display"
-
-
-def read_password(config: Config) -> str | None:
-    mqtt = config.mqtt
-    if mqtt.password is not None or mqtt.password_file is None:
-        return mqtt.password
-    try:
-        return mqtt.password_file.read_text(encoding="utf-8").strip("\r\n")
-    except OSError as error:
-        raise ValueError(f"mqtt.password_file: cannot read {mqtt.password_file}: {error}") from None
-
-
-def topics_for(config: Config) -> Topics:
-    mqtt = config.mqtt
-    return Topics(mqtt.site, mqtt.device or device_id_from_hostname(), mqtt.base_topic)
-
-
-def tls_settings(config: Config) -> TlsSettings | None:
-    """The config's TLS section for a paho client; None: plain MQTT."""
-    tls = config.mqtt.tls
-    if not tls.enabled:
-        return None
-    return TlsSettings(tls.ca_file, tls.cert_file, tls.key_file, tls.verify_hostname)
-
-
-def link_settings(config: Config, topics: Topics) -> LinkSettings:
-    mqtt = config.mqtt
-    return LinkSettings(
-        host=mqtt.host,
-        port=mqtt.port,
-        client_id=mqtt.client_id or f"edge-agent-{topics.site}-{topics.device}",
-        username=mqtt.username,
-        password=read_password(config),
-        tls=tls_settings(config),
-        keepalive_s=mqtt.keepalive_s,
-        reconnect_min_s=mqtt.reconnect_min_s,
-        reconnect_max_s=mqtt.reconnect_max_s,
-    )
+def topics_for(settings: TelemetrySettings) -> Topics:
+    return Topics(settings.site, settings.device, settings.base_topic)
 
 
 class TelemetryStage:
-    def __init__(
-        self,
-        config: Config,
-        *,
-        state_dir: Path | None = None,
-        started_wall: float | None = None,
-    ) -> None:
-        """`state_dir` None: `config.state.dir`. The outbox file is opened (or created) here,
-        so a state folder that cannot be written stops start-up with its name."""
-        from edge_agent.vision.attributes import bracket_labels
-
-        self.config = config
-        self.topics = topics_for(config)
+    def __init__(self, settings: TelemetrySettings, *, started_wall: float | None = None) -> None:
+        """The outbox file is opened (or created) in `settings.state_dir` here, so a state
+        folder that cannot be written stops start-up with its name."""
+        self.settings = settings
+        self.topics = topics_for(settings)
         self.started_wall = time.time() if started_wall is None else started_wall
         self.started_monotonic = time.monotonic()
-        folder = config.state.dir if state_dir is None else state_dir
+        folder = settings.state_dir
         folder.mkdir(parents=True, exist_ok=True)
-        mqtt = config.mqtt
         self.outbox = Outbox(
             folder / OUTBOX_FILE,
-            max_messages=mqtt.outbox_max_messages,
-            max_bytes=round(mqtt.outbox_max_mb * 1024 * 1024),
+            max_messages=settings.outbox_max_messages,
+            max_bytes=settings.outbox_max_bytes,
         )
         self.today = TodayCounter(folder / TODAY_FILE)
-        self.segments = (
-            *(
-                f"{g}/{b}"
-                for g in ("female", "male")
-                for b in bracket_labels(config.vision.age_brackets)
-            ),
-            OTHER,
-            UNKNOWN_SEGMENT,
-        )
+        self.segments = segment_names(settings.brackets)
         subscriptions = {}
-        if mqtt.homeassistant.discovery:
-            subscriptions[homeassistant.status_topic(mqtt.homeassistant.prefix)] = (
+        if settings.discovery:
+            subscriptions[homeassistant.status_topic(settings.discovery_prefix)] = (
                 self._home_assistant_status
             )
         self.link = MqttLink(
-            link_settings(config, self.topics),
+            settings.link,
             self.outbox,
             availability_topic=self.topics.topic(Leaf.AVAILABILITY),
             make_availability=self._availability,
@@ -135,14 +73,14 @@ class TelemetryStage:
     def start(self) -> None:
         wall = time.time()
         site, device = self.topics.site, self.topics.device
-        mqtt, audience = self.config.mqtt, self.config.audience
-        if mqtt.homeassistant.discovery:
+        settings = self.settings
+        if settings.discovery:
             discovery = homeassistant.discovery_payload(
-                self.topics, segments=self.segments, device_name=mqtt.homeassistant.device_name
+                self.topics, segments=self.segments, device_name=settings.device_name
             )
             self.link.set_state(
                 Message(
-                    homeassistant.discovery_topic(self.topics, mqtt.homeassistant.prefix),
+                    homeassistant.discovery_topic(self.topics, settings.discovery_prefix),
                     encode(discovery),
                 )
             )
@@ -152,10 +90,10 @@ class TelemetryStage:
                 site,
                 device,
                 wall,
-                min_segment_size=audience.min_segment_size,
-                window_s=audience.window_s,
-                controller=self.config.privacy.controller,
-                contact=self.config.privacy.contact,
+                min_segment_size=settings.min_segment_size,
+                window_s=settings.window_s,
+                controller=settings.controller,
+                contact=settings.contact,
             ),
         )
         self._publish_today(wall)
@@ -188,7 +126,7 @@ class TelemetryStage:
         since = now - self._current_sent_at
         if value == self._current and since < _CURRENT_REFRESH_S:
             return
-        if value != self._current and since < self.config.mqtt.current_min_interval_s:
+        if value != self._current and since < self.settings.current_min_interval_s:
             return
         self._current, self._current_sent_at = value, now
         payload = payloads.audience_current(
@@ -196,14 +134,14 @@ class TelemetryStage:
         )
         self._state(Leaf.AUDIENCE_CURRENT, payload)
 
-    def stats(self, values: Mapping[str, Any], wall: float) -> None:
-        """`values`: the daemon's flat stats; the outbox's and uptime are added here."""
+    def stats(self, stats: DaemonStats, wall: float) -> None:
+        """The daemon's statistics as they are; the outbox's and the uptime are added here."""
         outbox = self.outbox.stats(wall)
         payload = payloads.stats(
             *self._ids,
             wall,
             {
-                **values,
+                **dataclasses.asdict(stats),
                 "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
                 "outbox_pending": outbox.pending,
                 "outbox_dropped": sum(outbox.dropped_total.values()),
@@ -214,7 +152,8 @@ class TelemetryStage:
         )
         self._record(Leaf.STATS, payload)
 
-    def rules_error(self, error: RulesError) -> None:
+    def rules_error(self, error: ProblemsError) -> None:
+        """A rejected rules file: its first problem, located, and how many there are."""
         first = error.problems[0] if error.problems else None
         self.error(
             "rules_invalid",

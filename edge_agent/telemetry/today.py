@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_agent.audience.metrics import AudienceReport
+from edge_agent.audience.values import AudienceReport
 
 log = logging.getLogger(__name__)
 

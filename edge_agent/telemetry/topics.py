@@ -17,17 +17,11 @@ checked against it, so a topic cannot change without the documentation changing 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_agent.telemetry.outbox import Importance
-
-DEFAULT_BASE = "edge-agent"
-# Site and device ids are one topic level each: no MQTT wildcards or separators, and nothing
-# a shell or a Home Assistant entity id would stumble on.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_ID = re.compile(ID_PATTERN)
+from edge_agent.telemetry.values import DEFAULT_BASE, check_id
 
 
 class Leaf(StrEnum):
@@ -157,23 +151,6 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 SPECS: dict[Leaf, TopicSpec] = {spec.leaf: spec for spec in TOPICS}
-
-
-ID_RULE = (
-    "must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (it becomes"
-    " one MQTT topic level)"
-)
-
-
-def is_topic_id(value: str) -> bool:
-    return bool(_ID.match(value))
-
-
-def check_id(value: str, what: str) -> str:
-    """`value` if it can be one topic level, else ValueError saying why."""
-    if not is_topic_id(value):
-        raise ValueError(f"{what} {value!r} {ID_RULE}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.vision.values import Box, Face, Gender
+from edge_agent.segments import Gender
+from edge_agent.vision.values import Box, Face
 
 _COLOURS = {Gender.FEMALE: (220, 60, 160), Gender.MALE: (40, 120, 230), Gender.UNKNOWN: (160,) * 3}
 

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from edge_agent.vision.models import age_model, gender_model, model_path
-from edge_agent.vision.runtime import Delegate, TfliteModel
-from edge_agent.vision.values import Gender
-
-Precision = Literal["int8", "float32"]
+from edge_agent.vision.runtime import TfliteModel
+from edge_agent.vision.values import Delegate, Precision
 
 GENDER_CHIP = 32
 AGE_CHIP = 64
 # The age model's 81 classes stand for these ages; the estimate is their expectation.
 AGE_WEIGHTS = np.array([0.25, *range(1, 81)], dtype=np.float32)
-
-DEFAULT_BRACKET_EDGES = (13, 20, 35, 55)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +59,3 @@ class AgeGenderEstimator:
         spread = float(np.sqrt(max(0.0, ages @ (AGE_WEIGHTS - mean) ** 2)))
         p_female = float(gender[0] / max(float(gender.sum()), 1e-6))
         return AttributeEstimate(p_female=p_female, age_years=mean, age_spread_years=spread)
-
-
-def gender_of(p_female: float, margin: float) -> Gender:
-    """Female or male only when p_female is at least `margin` away from a coin toss."""
-    if p_female >= 0.5 + margin:
-        return Gender.FEMALE
-    if p_female <= 0.5 - margin:
-        return Gender.MALE
-    return Gender.UNKNOWN
-
-
-def bracket_labels(edges: tuple[int, ...] = DEFAULT_BRACKET_EDGES) -> tuple[str, ...]:
-    """Edges (13, 20, 35, 55) give 0-12, 13-19, 20-34, 35-54, 55+."""
-    if not edges or list(edges) != sorted(set(edges)) or edges[0] <= 0:
-        raise ValueError(f"bracket edges must be increasing positive ages, got {edges}")
-    lows = (0, *edges)
-    labels = [f"{low}-{high - 1}" for low, high in zip(lows, edges, strict=False)]
-    return (*labels, f"{edges[-1]}+")
-
-
-def age_bracket(age_years: float, edges: tuple[int, ...] = DEFAULT_BRACKET_EDGES) -> str:
-    """The bracket of an age; an age of 12.9 is in 0-12, 13.0 in 13-19."""
-    index = int(np.searchsorted(np.asarray(edges, dtype=float), age_years, side="right"))
-    return bracket_labels(edges)[index]

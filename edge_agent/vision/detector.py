@@ -5,16 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
 from edge_agent.vision.models import detector_model, model_path
-from edge_agent.vision.runtime import Delegate, TfliteModel
-from edge_agent.vision.values import Box, Detection, Landmarks, Point
-
-DetectorVariant = Literal["short_range", "full_range", "full_range_sparse", "full_range_int8"]
+from edge_agent.vision.runtime import TfliteModel
+from edge_agent.vision.values import Box, Delegate, Detection, DetectorVariant, Landmarks, Point
 
 KEYPOINTS = 6
 # Raw scores are clipped before the sigmoid, as MediaPipe's calculator does.

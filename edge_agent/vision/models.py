@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import cache
 from pathlib import Path
-
-from edge_agent import installed
 
 MANIFEST = "manifest.json"
 
 
 class ModelFileError(RuntimeError):
     """A model file is missing or is not the file `models/manifest.json` describes."""
-
-
-# The installed package has no models/ beside it; scripts/install.sh puts them here.
-INSTALLED_MODELS_DIR = installed.MODELS_DIR
-
-
-def default_models_dir() -> Path:
-    """EDGE_AGENT_MODELS if set, else the `models/` folder beside the package (a checkout),
-    else the installed display's /opt/edge-agent/models."""
-    configured = os.environ.get("EDGE_AGENT_MODELS")
-    if configured:
-        return Path(configured)
-    checkout = Path(__file__).resolve().parents[2] / "models"
-    if not checkout.is_dir() and INSTALLED_MODELS_DIR.is_dir():
-        return INSTALLED_MODELS_DIR
-    return checkout
 
 
 @cache

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from edge_agent.vision.values import Delegate
+
 log = logging.getLogger(__name__)
 
-Delegate = Literal["cpu", "edgetpu"]
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 

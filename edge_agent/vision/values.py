@@ -1,10 +1,26 @@
-"""The plain values the vision stage hands on. Images everywhere are RGB uint8, HxWx3."""
+"""The plain values the vision stage takes and hands on. Images everywhere are RGB uint8, HxWx3.
+
+Light on purpose (no OpenCV, no LiteRT): the configuration and the command line read the
+detector, precision and delegate names and the settings from here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from edge_agent.segments import DEFAULT_BRACKETS, Brackets, Gender
+
+if TYPE_CHECKING:
+    from edge_agent.vision.pose import Pose
+
+# BlazeFace variants (one model file each, see vision/detector.py and models/MODELS.md).
+DetectorVariant = Literal["short_range", "full_range", "full_range_sparse", "full_range_int8"]
+# Which age and gender models run.
+Precision = Literal["int8", "float32"]
+# Where models run: the CPU, or a Coral Edge TPU through its delegate.
+Delegate = Literal["cpu", "edgetpu"]
 
 
 class Point(NamedTuple):
@@ -56,6 +72,12 @@ class Landmarks(NamedTuple):
     right_ear: Point
     left_ear: Point
 
+    def pose(self) -> Pose:
+        """How far the face is turned: approximate yaw, pitch and roll in degrees."""
+        from edge_agent.vision.pose import estimate_pose
+
+        return estimate_pose(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:
@@ -68,12 +90,6 @@ class Detection:
         box = Box(self.box.x0 + dx, self.box.y0 + dy, self.box.x1 + dx, self.box.y1 + dy)
         landmarks = Landmarks(*(Point(p.x + dx, p.y + dy) for p in self.landmarks))
         return Detection(box, self.score, landmarks)
-
-
-class Gender(StrEnum):
-    FEMALE = "female"
-    MALE = "male"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +150,32 @@ class Face:
             },
             "unknown_reasons": list(self.unknown_reasons),
         }
+
+
+# --------------------------------------------------------------------------------------------
+# Settings: what the configuration hands the vision stage
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzerSettings:
+    """When a face is good enough to estimate. Outside these, the estimate is unknown."""
+
+    # Jaw-to-jaw face width in frame pixels; below it the 64 px age chip is upsampled > 2.6x.
+    min_face_px: float = 24.0
+    max_yaw_deg: float = 40.0
+    max_pitch_deg: float = 35.0
+    min_sharpness: float = 15.0  # variance of the Laplacian on the 64 px grey chip
+    gender_margin: float = 0.15  # p_female within 0.5 +- margin is unknown
+    max_age_spread_years: float = 16.0
+    brackets: Brackets = DEFAULT_BRACKETS
+
+
+@dataclass(frozen=True, slots=True)
+class VisionSettings:
+    models_dir: Path
+    detector: DetectorVariant = "full_range_int8"
+    min_detection_score: float = 0.5
+    precision: Precision = "int8"
+    num_threads: int = 1
+    delegate: Delegate = "cpu"
+    analyzer: AnalyzerSettings = AnalyzerSettings()

@@ -36,7 +36,7 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from edge_agent.ads.players import PlayerError, ShownReport
+from edge_agent.ads.players.base import PlayerError, ShownReport
 from edge_agent.ads.values import PlayStart
 
 __all__ = ["KIOSK_DIR", "PlayerError", "ShownReport", "WebPlayer", "event_payload"]

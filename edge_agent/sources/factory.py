@@ -1,0 +1,60 @@
+"""Build the configured source: which constructor a spec needs, and the options its kind takes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from edge_agent.sources.base import FrameSource
+from edge_agent.sources.images import ImageFolderSource
+from edge_agent.sources.opencv import OpenCVSource
+from edge_agent.sources.picamera import PiCameraSource
+from edge_agent.sources.reader import LatestFrameReader
+from edge_agent.sources.spec import parse_spec
+from edge_agent.sources.values import SourceSettings
+
+
+def open_source(spec: str | int | os.PathLike[str], **options: Any) -> FrameSource:
+    """Build (not open) the source a spec names; options go to that source's constructor."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "picamera":
+        return PiCameraSource(camera_num=int(parsed.target), **options)
+    if parsed.kind == "images":
+        return ImageFolderSource(str(parsed.target), **options)
+    return OpenCVSource(parsed.target, **options)
+
+
+def open_options(settings: SourceSettings) -> dict[str, Any]:
+    """Keyword options for `open_source(settings.spec, **options)`: only those the kind of
+    source takes (a camera gets no `loop`, a file no `width`)."""
+    kind = parse_spec(settings.spec).kind
+    fps = {} if settings.fps is None else {"fps": settings.fps}
+    sizes = {"width": settings.width, "height": settings.height}
+    if kind == "picamera":
+        return {k: v for k, v in sizes.items() if v is not None} | fps
+    if kind in ("device", "stream"):
+        return sizes | fps
+    if kind == "images":
+        return {"loop": settings.loop} | fps
+    return {"loop": settings.loop, "realtime": settings.realtime} | fps
+
+
+def reader_options(settings: SourceSettings) -> dict[str, Any]:
+    """Keyword options for `LatestFrameReader(factory, **options)`.
+
+    A video file read as fast as the pipeline goes is read losslessly: every frame is
+    processed, none replaced by a newer one (that is for cameras, and real-time files).
+    """
+    lossless = parse_spec(settings.spec).kind == "video" and not settings.realtime
+    return {
+        "stall_timeout": settings.stall_timeout_s,
+        "backoff_max": settings.reconnect_backoff_max_s,
+        "lossless": lossless,
+    }
+
+
+def reader_for(settings: SourceSettings) -> LatestFrameReader:
+    """The configured source behind a latest-frame reader (not started)."""
+    return LatestFrameReader(
+        lambda: open_source(settings.spec, **open_options(settings)), **reader_options(settings)
+    )
