@@ -202,13 +202,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
-    from edge_agent.telemetry import dashboard
+    from edge_agent.commands import dashboard
 
     dashboard.add_arguments(parser)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from edge_agent.telemetry import dashboard
+    from edge_agent.commands import dashboard
 
     return dashboard.run(args)
 
@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.set_defaults(handler=cmd_dashboard)
 
     # Operations commands: each module owns its options and its docstring is its description.
-    from edge_agent import doctor, kiosk, notice
+    from edge_agent import kiosk, notice
+    from edge_agent.commands import doctor
 
     for name, module, summary in (
         (

@@ -26,9 +26,10 @@ from telemetry_support import problems
 
 from edge_agent.ads.values import Creative, MediaKind, PlayStart
 from edge_agent.audience.values import AudienceReport, DurationStats
+from edge_agent.commands import dashboard
+from edge_agent.commands.dashboard import FleetModel, Outcome
 from edge_agent.segments import Brackets
-from edge_agent.telemetry import dashboard, payloads
-from edge_agent.telemetry.dashboard import FleetModel, Outcome
+from edge_agent.telemetry import payloads
 from edge_agent.telemetry.topics import TOPICS, Leaf, Topics
 
 SITE, DEVICE = "berlin-mitte", "door-left"

@@ -19,9 +19,9 @@ from mqtt_broker import free_port
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent import doctor
 from edge_agent.cli import main
-from edge_agent.doctor import STA_UNSYNC, TIME_ERROR, Status
+from edge_agent.commands import doctor
+from edge_agent.commands.doctor import STA_UNSYNC, TIME_ERROR, Status
 from edge_agent.installed import default_models_dir
 from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.stage import OUTBOX_FILE
@@ -465,7 +465,7 @@ def test_bad_usage_exits_2(capsys):
 def test_module_imports_nothing_heavy():
     heavy = ["cv2", "numpy", "paho", "ai_edge_litert", "tflite_runtime", "rich", "yaml"]
     code = (
-        "import sys, edge_agent.doctor\n"
+        "import sys, edge_agent.commands.doctor\n"
         f"print([name for name in {heavy!r} if name in sys.modules])\n"
     )
     out = subprocess.run(
