@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from edge_agent.ads.players import ShownReport
+from edge_agent.ads.players.base import ShownReport
 from edge_agent.ads.reload import RulesWatcher
 from edge_agent.ads.rules import RulesError
 from edge_agent.ads.stage import AdStage

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.evaluation import find_face, load_rgb, read_labels
+from edge_agent.commands.evaluation.faces import find_face, load_rgb, read_labels
 from edge_agent.installed import default_models_dir
 from edge_agent.vision import align
 from edge_agent.vision.attributes import AGE_CHIP, GENDER_CHIP, AgeGenderEstimator

@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_agent.ads.players import ShownReport
+from edge_agent.ads.players.base import ShownReport
 from edge_agent.ads.players.chromium import HEADLESS_ARGS, find_chromium
 from edge_agent.ads.players.web import WebPlayer
 from edge_agent.ads.values import Creative, MediaKind, PlayStart

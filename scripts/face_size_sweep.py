@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge_agent.evaluation import load_rgb, pad_canvas, read_labels
+from edge_agent.commands.evaluation.faces import load_rgb, pad_canvas, read_labels
 from edge_agent.installed import default_models_dir
 from edge_agent.segments import Gender
 from edge_agent.vision.analyzer import VisionPipeline

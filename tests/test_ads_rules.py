@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from ads_support import BASE, write_rules, write_video
 
-from edge_agent.ads.rules import TOP_LEVEL, RulesError, load_rules, rules_json_schema
+from edge_agent.ads.rules import TOP_LEVEL, RulesError, load_rules
+from edge_agent.ads.rules_schema import rules_json_schema
 from edge_agent.ads.values import MediaKind
 from edge_agent.segments import Brackets
 

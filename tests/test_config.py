@@ -9,13 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge_agent.audience.values import TrackerSettings
-from edge_agent.config import (
-    Config,
-    ConfigError,
-    ConfigProblem,
-    load_config,
-    render_default_yaml,
-)
+from edge_agent.config import Config, ConfigError, ConfigProblem, load_config, render_default_yaml
 from edge_agent.installed import default_models_dir
 from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 from edge_agent.sources.factory import open_options, reader_options

@@ -27,7 +27,8 @@ from telemetry_support import problems
 from edge_agent.ads.values import Creative, MediaKind, PlayStart
 from edge_agent.audience.values import AudienceReport, DurationStats
 from edge_agent.commands import dashboard
-from edge_agent.commands.dashboard import FleetModel, Outcome
+from edge_agent.commands.dashboard import render
+from edge_agent.commands.dashboard.model import FleetModel, Outcome
 from edge_agent.segments import Brackets
 from edge_agent.telemetry import payloads
 from edge_agent.telemetry.topics import TOPICS, Leaf, Topics
@@ -478,7 +479,7 @@ def test_brackets_come_from_the_keys_in_age_order() -> None:
     assert window is not None
     assert {s.name for s in window.segments} == set(segments)
     console = Console(record=True, width=100, file=io.StringIO(), color_system=None)
-    console.print(dashboard.render(view))
+    console.print(render.render(view))
     output = console.export_text()
     rows = [line.split("│")[1].split()[0] for line in output.splitlines() if "█" in line]
     assert rows == list(labels)
@@ -491,7 +492,7 @@ def test_a_window_with_every_segment_folded_into_other() -> None:
     feed(model, payloads.audience_report(SITE, DEVICE, folded))
     console = Console(record=True, width=80, file=io.StringIO(), color_system=None)
 
-    console.print(dashboard.render(model.snapshot()))
+    console.print(render.render(model.snapshot()))
 
     output = console.export_text()
     assert re.search(r"other\s+█+ 3 \(1\)", output), output
@@ -516,7 +517,7 @@ def test_a_will_found_retained_has_no_since_and_a_live_one_is_taken_despite_its_
     device = view.devices[0]
     assert device.state == "offline" and view.online == 0
     console = Console(record=True, width=100, file=io.StringIO(), color_system=None)
-    console.print(dashboard.render(view))
+    console.print(render.render(view))
     assert "● offline since 5 s ago" in console.export_text()
 
 
@@ -534,7 +535,7 @@ def test_a_hundred_devices_stay_one_line_each() -> None:
 
     view = model.snapshot(now_ms=round((wall + 200) * 1000))
     console = Console(record=True, width=140, file=io.StringIO(), color_system=None)
-    console.print(dashboard.render(view))
+    console.print(render.render(view))
     lines = console.export_text().splitlines()
     assert len(view.devices) == 100 and view.online == 100
     assert len(lines) < 100 + 10 + 10  # a line per device, per site, and the header
@@ -550,9 +551,9 @@ def test_the_layout_can_be_forced_either_way() -> None:
         model.handle(topic, raw)
     console = Console(record=True, width=100, file=io.StringIO(), color_system=None)
 
-    console.print(dashboard.render(model.snapshot(), layout="table"))
+    console.print(render.render(model.snapshot(), layout="table"))
     as_table = console.export_text()
-    console.print(dashboard.render(model.snapshot(), layout="panels"))
+    console.print(render.render(model.snapshot(), layout="panels"))
     as_panels = console.export_text()
 
     assert "last error" in as_table and "╭" not in as_table
@@ -565,7 +566,7 @@ def test_the_layout_can_be_forced_either_way() -> None:
      (7200, "2 h ago"), (3 * 86400, "3 d ago"), (-30, "30 s ahead")],
 )  # fmt: skip
 def test_ages_read_like_speech(seconds: float, text: str) -> None:
-    assert dashboard.ago(1_000_000, 1_000_000 + round(seconds * 1000)) == text
+    assert render.ago(1_000_000, 1_000_000 + round(seconds * 1000)) == text
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.cli import main
 from edge_agent.commands import doctor
-from edge_agent.commands.doctor import STA_UNSYNC, TIME_ERROR, Status
+from edge_agent.commands.doctor import base
+from edge_agent.commands.doctor.base import SERVICE, Status
+from edge_agent.commands.doctor.broker import describe_connect_error, describe_refusal
+from edge_agent.commands.doctor.clock import STA_UNSYNC, TIME_ERROR, check_clock, clock_result
+from edge_agent.commands.doctor.config import parse_environment_file
+from edge_agent.commands.doctor.service import KIOSK_SERVICE, service_result
 from edge_agent.installed import default_models_dir
 from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.stage import OUTBOX_FILE
@@ -34,8 +39,8 @@ NEEDED_MODELS = ("face_detection_full_range_int8.tflite", "gender_int8.tflite", 
 @pytest.fixture(autouse=True)
 def no_installed_files(tmp_path, monkeypatch):
     """The host's /etc/edge-agent, if it has one, must not leak into what a test sees."""
-    monkeypatch.setattr(doctor, "DEFAULT_CONFIG", tmp_path / "no-config.yaml")
-    monkeypatch.setattr(doctor, "DEFAULT_ENV_FILE", tmp_path / "no-environment")
+    monkeypatch.setattr(base, "DEFAULT_CONFIG", tmp_path / "no-config.yaml")
+    monkeypatch.setattr(base, "DEFAULT_ENV_FILE", tmp_path / "no-environment")
     for name in list(os.environ):
         if name.upper().startswith("EDGE_AGENT__"):
             monkeypatch.delenv(name)
@@ -172,7 +177,7 @@ def test_environment_file_syntax():
         "EMPTY=\n"
         "no equals sign here\n"
     )
-    assert doctor.parse_environment_file(text) == {
+    assert parse_environment_file(text) == {
         "PLAIN": "value with spaces",
         "SPACED": "padded",
         "DOUBLE": 'say "hi" # not a comment',
@@ -388,13 +393,13 @@ def test_disk_fails_when_the_outbox_could_not_fit(tmp_path, capsys):
 
 
 def test_clock_decision():
-    synchronised = doctor.clock_result(0, 0x2001, 16_500)  # TIME_OK, STA_PLL | STA_NANO
+    synchronised = clock_result(0, 0x2001, 16_500)  # TIME_OK, STA_PLL | STA_NANO
     assert synchronised.status is Status.PASS
     assert synchronised.detail == "synchronised (NTP), estimated maximum error 16.5 ms"
     assert synchronised.fix is None
     for unsynchronised in (
-        doctor.clock_result(TIME_ERROR, 0, 16_000_000),
-        doctor.clock_result(0, STA_UNSYNC, 16_000_000),
+        clock_result(TIME_ERROR, 0, 16_000_000),
+        clock_result(0, STA_UNSYNC, 16_000_000),
     ):
         assert unsynchronised.status is Status.FAIL
         assert "not synchronised" in unsynchronised.detail
@@ -402,7 +407,7 @@ def test_clock_decision():
 
 
 def test_clock_reads_the_kernel_without_raising(tmp_path, capsys):
-    result = doctor.check_clock(None)  # type: ignore[arg-type]  # the clock needs no config
+    result = check_clock(None)  # type: ignore[arg-type]  # the clock needs no config
     assert result.check == "clock"
     # WARN: this kernel would not say (a sandbox); PASS or FAIL depend on the host's NTP.
     assert result.status in {Status.PASS, Status.FAIL, Status.WARN}
@@ -412,24 +417,22 @@ def test_clock_reads_the_kernel_without_raising(tmp_path, capsys):
 
 
 def test_service_decision():
-    running = doctor.service_result(
+    running = service_result(
         {
-            doctor.SERVICE: ("enabled", "active"),
-            doctor.KIOSK_SERVICE: ("enabled", "active"),
+            SERVICE: ("enabled", "active"),
+            KIOSK_SERVICE: ("enabled", "active"),
         }
     )
     assert running.status is Status.PASS
     assert running.detail == (
         "edge-agent.service enabled, active; edge-agent-kiosk.service enabled, active"
     )
-    stopped = doctor.service_result(
-        {doctor.SERVICE: ("enabled", "failed"), doctor.KIOSK_SERVICE: ("not-found", "")}
-    )
+    stopped = service_result({SERVICE: ("enabled", "failed"), KIOSK_SERVICE: ("not-found", "")})
     assert stopped.status is Status.WARN
     assert "edge-agent.service enabled, failed" in stopped.detail
     assert "edge-agent-kiosk.service not installed" in stopped.detail
     assert "journalctl -u edge-agent" in stopped.fix
-    absent = doctor.service_result({doctor.SERVICE: ("", ""), doctor.KIOSK_SERVICE: ("", "")})
+    absent = service_result({SERVICE: ("", ""), KIOSK_SERVICE: ("", "")})
     assert absent.status is Status.PASS
     assert "not installed" in absent.detail
 
@@ -524,9 +527,7 @@ def test_tls_trusted_and_untrusted(tmp_path, capsys, broker_factory):
     ],
 )
 def test_connection_errors_read_as_causes(error, detail, fix):
-    text, advice = doctor.describe_connect_error(
-        error, "broker.example", 1883, timeout=5, tls=False
-    )
+    text, advice = describe_connect_error(error, "broker.example", 1883, timeout=5, tls=False)
     assert text == detail
     assert fix in advice
 
@@ -545,7 +546,7 @@ def test_connection_errors_read_as_causes(error, detail, fix):
 )
 def test_connack_refusals(code, detail):
     reason = ReasonCode(PacketTypes.CONNACK, identifier=code)
-    text, fix = doctor.describe_refusal(reason, "h:1", "display")
+    text, fix = describe_refusal(reason, "h:1", "display")
     assert text == detail
     assert ("EDGE_AGENT__MQTT__PASSWORD" in fix) == (code != 136)
 
@@ -554,8 +555,8 @@ def test_installed_files_are_the_defaults(tmp_path, capsys, monkeypatch):
     config = write_config(tmp_path)
     unreadable = tmp_path / "environment"
     unreadable.mkdir()  # as good as root's 0600 file for a test that may itself run as root
-    monkeypatch.setattr(doctor, "DEFAULT_CONFIG", config)
-    monkeypatch.setattr(doctor, "DEFAULT_ENV_FILE", unreadable)
+    monkeypatch.setattr(base, "DEFAULT_CONFIG", config)
+    monkeypatch.setattr(base, "DEFAULT_ENV_FILE", unreadable)
     code, rows = run_doctor(capsys, None, "--only", "privacy")
     # Not given on the command line: an unreadable default is a warning, not a failure.
     assert code == 0

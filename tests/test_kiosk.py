@@ -18,7 +18,7 @@ from mqtt_broker import free_port
 
 from edge_agent.ads.players.chromium import KIOSK_ARGS, find_chromium
 from edge_agent.ads.players.web import WebPlayer
-from edge_agent.kiosk import SERVICE_ARGS, browser_command
+from edge_agent.commands.kiosk import SERVICE_ARGS, browser_command
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
 

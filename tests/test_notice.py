@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import notice
 from edge_agent.cli import main
+from edge_agent.commands import notice
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "ads" / "rules.yaml"

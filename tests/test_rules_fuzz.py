@@ -34,13 +34,13 @@ from hypothesis import strategies as st
 
 from edge_agent.ads.reload import RulesWatcher
 from edge_agent.ads.rules import (
-    IMAGE_SUFFIXES,
     TOP_LEVEL,
     RulesError,
     RuleTable,
     load_rules,
     parse_rules,
 )
+from edge_agent.ads.rules_schema import IMAGE_SUFFIXES
 from edge_agent.ads.scheduler import AdScheduler
 
 EXAMPLE_RULES = Path(__file__).parent.parent / "ads" / "rules.yaml"

@@ -16,18 +16,13 @@ import numpy as np
 import pytest
 from polling import wait_until
 
-from edge_agent.sources import (
-    EndOfStream,
-    Frame,
-    FrameSource,
-    ImageFolderSource,
-    LatestFrameReader,
-    OpenCVSource,
-    PiCameraSource,
-    SourceError,
-    open_source,
-    redact_url,
-)
+from edge_agent.sources.base import EndOfStream, FrameSource, SourceError, redact_url
+from edge_agent.sources.factory import open_source
+from edge_agent.sources.images import ImageFolderSource
+from edge_agent.sources.opencv import OpenCVSource
+from edge_agent.sources.picamera import PiCameraSource
+from edge_agent.sources.reader import LatestFrameReader
+from edge_agent.sources.values import Frame
 
 FRAMES = 30
 FPS = 30.0
@@ -475,7 +470,7 @@ def test_the_package_names_every_export_and_loads_none_up_front():
     ],
 )
 def test_parse_spec_names_the_kind_of_source(spec, kind, target):
-    from edge_agent.sources import parse_spec
+    from edge_agent.sources.spec import parse_spec
 
     parsed = parse_spec(spec)
     assert (parsed.kind, parsed.target) == (kind, target)
@@ -483,7 +478,7 @@ def test_parse_spec_names_the_kind_of_source(spec, kind, target):
 
 
 def test_parse_spec_refuses_an_empty_spec():
-    from edge_agent.sources import parse_spec
+    from edge_agent.sources.spec import parse_spec
 
     with pytest.raises(ValueError, match="empty source spec"):
         parse_spec("")

@@ -15,7 +15,7 @@ from telemetry_support import problems, report, schema, schema_names
 
 from edge_agent import segments
 from edge_agent.ads.scheduler import AdScheduler
-from edge_agent.telemetry import homeassistant, payloads
+from edge_agent.telemetry import homeassistant, payloads, schema_files
 from edge_agent.telemetry.topics import (
     SPECS,
     TOPICS,
@@ -238,3 +238,17 @@ def test_every_payload_example_in_the_docs_follows_its_schema():
     assert {e["type"] for e in payload_examples} >= {"audience_report", "ads_play", "error"}
     for example in payload_examples:
         assert problems(example) == [], example
+
+
+@pytest.mark.parametrize("message_type", sorted(schema_files.SEGMENT_COUNTS))
+def test_the_schemas_segment_counts_come_from_the_vocabulary(message_type):
+    path = schema_files.schema_path(message_type)
+    assert path.read_text(encoding="utf-8") == schema_files.render(message_type), (
+        "run python -m edge_agent.telemetry.schema_files"
+    )
+    pattern = re.compile(next(iter(schema(message_type)["patternProperties"])))
+    prefix = schema_files.SEGMENT_COUNTS[message_type][0]
+    for brackets in (segments.DEFAULT_BRACKETS, segments.Brackets((18, 25, 35, 45, 55, 65))):
+        for name in segments.segment_names(brackets):
+            assert pattern.match(f"{prefix}_{segments.segment_key(name)}"), name
+    assert not pattern.match(f"{prefix}_robot_20_34")

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.ads.players import NullPlayer, PlayerError, ShownReport, make_player
+from edge_agent.ads.players import make_player
+from edge_agent.ads.players.base import NullPlayer, PlayerError, ShownReport
 from edge_agent.ads.players.chromium import HEADLESS_ARGS, find_chromium
 from edge_agent.ads.players.web import WebPlayer
 from edge_agent.ads.values import Creative, MediaKind, PlayStart

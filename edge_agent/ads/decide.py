@@ -19,7 +19,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from edge_agent.ads.rules import WEEKDAYS, AudienceMatch, MinorsPolicy, Rule, RuleTable, When
+from edge_agent.ads.rules import RuleTable
+from edge_agent.ads.rules_schema import WEEKDAYS, AudienceMatch, MinorsPolicy, Rule, When
 from edge_agent.ads.values import Decision, DecisionKind, Outcome, RuleVerdict
 from edge_agent.audience.values import PersonNow
 

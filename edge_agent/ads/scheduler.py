@@ -37,7 +37,8 @@ from edge_agent.ads.decide import (
     minor_present,
     settle_turn,
 )
-from edge_agent.ads.rules import Rule, RuleTable
+from edge_agent.ads.rules import RuleTable
+from edge_agent.ads.rules_schema import Rule
 from edge_agent.ads.values import (
     Creative,
     Decision,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from edge_agent.ads.players import Player, ShownReport, make_player
+from edge_agent.ads.players import make_player
+from edge_agent.ads.players.base import Player, ShownReport
 from edge_agent.ads.reload import RulesWatcher
 from edge_agent.ads.rules import RulesError
 from edge_agent.ads.scheduler import AdScheduler

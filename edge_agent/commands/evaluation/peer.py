@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge_agent.evaluation import LabelledImage, find_face, load_rgb, read_labels
+from edge_agent.commands.evaluation.faces import LabelledImage, find_face, load_rgb, read_labels
 from edge_agent.segments import DEFAULT_BRACKETS
 from edge_agent.vision.analyzer import VisionPipeline
 from edge_agent.vision.detector import FaceDetector

@@ -1,0 +1,130 @@
+"""The `vision` section: face detection and age/gender estimation, and when a face is good
+enough to estimate."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from pydantic import field_validator
+
+from edge_agent.config.base import ConfigModel, section, setting
+from edge_agent.segments import DEFAULT_EDGES, Brackets
+from edge_agent.vision.values import Delegate, DetectorVariant, Precision
+
+
+class QualityConfig(ConfigModel):
+    min_face_px: float = setting(
+        24.0,
+        "Smallest face",
+        "Faces narrower than this many pixels in the frame (face width from the eye and ear"
+        " keypoints) are too small to estimate age and gender; they are still detected, tracked"
+        " and counted.",
+        gt=0,
+    )
+    max_yaw_deg: float = setting(
+        40.0,
+        "Largest yaw",
+        "Faces turned sideways further than this many degrees get no estimate.",
+        gt=0,
+        le=90,
+    )
+    max_pitch_deg: float = setting(
+        35.0,
+        "Largest pitch",
+        "Faces tilted up or down further than this many degrees get no estimate.",
+        gt=0,
+        le=90,
+    )
+    min_sharpness: float = setting(
+        15.0,
+        "Least sharpness",
+        "Blurrier faces get no estimate: the variance of the Laplacian of the 64 px grey face"
+        " crop. 0 accepts any blur.",
+        ge=0,
+    )
+    gender_margin: float = setting(
+        0.15,
+        "Gender margin",
+        "A face is called female or male only when the model's probability is at least this far"
+        " from 0.5; closer, the gender is unknown.",
+        ge=0,
+        le=0.5,
+    )
+    max_age_spread_years: float = setting(
+        16.0,
+        "Largest age spread",
+        "An age estimate whose spread (standard deviation, years) is larger than this is"
+        " reported as unknown.",
+        gt=0,
+    )
+
+
+class VisionConfig(ConfigModel):
+    models_dir: Path | None = setting(
+        None,
+        "Models folder",
+        "Folder with the .tflite models and their manifest. null: $EDGE_AGENT_MODELS if set,"
+        " else the checkout's `models/` folder, else /opt/edge-agent/models (scripts/install.sh).",
+    )
+    detector: DetectorVariant = setting(
+        "full_range_int8",
+        "Face detector",
+        "BlazeFace variant. Both see the frame shrunk to 128 or 192 px, so what counts is a"
+        " face's share of the frame width, measured (docs/deployment.md): full_range finds faces"
+        " from about 7.5 % of it, short_range from about 12.5 %; with a 66-70 degree lens"
+        " that is about 1.5 m and 1 m. full_range_int8 is full_range quantized, about 1.4x"
+        " faster with the same recall; full_range_sparse is MediaPipe's sparse full_range.",
+    )
+    min_detection_score: float = setting(
+        0.5,
+        "Least detection score",
+        "Detector confidence a face needs to count; lower finds more distant faces and more"
+        " false ones.",
+        gt=0,
+        lt=1,
+    )
+    precision: Precision = setting(
+        "int8",
+        "Age/gender precision",
+        "Age and gender models to run: int8 (quantized, faster) or float32.",
+    )
+    threads: int = setting(
+        1,
+        "Threads",
+        "CPU threads per model interpreter; 1 leaves the other cores to the rest of the pipeline.",
+        ge=1,
+        le=64,
+    )
+    delegate: Delegate = setting(
+        "cpu",
+        "Delegate",
+        "Where models run: cpu, or edgetpu for a Coral Edge TPU (needs libedgetpu.so.1 and the"
+        " name_edgetpu.tflite twin of each model in models_dir).",
+    )
+    quality: QualityConfig = section(
+        QualityConfig,
+        "Face quality",
+        "When a face is good enough to estimate age and gender; outside these, the estimate is"
+        " unknown.",
+    )
+    age_brackets: tuple[int, ...] = setting(
+        DEFAULT_EDGES,
+        "Age brackets",
+        "Lower edges of the age brackets after the first, in years, increasing: [13, 20, 35,"
+        " 55] gives 0-12, 13-19, 20-34, 35-54 and 55+.",
+        min_length=1,
+    )
+
+    @field_validator("age_brackets")
+    @classmethod
+    def _check_brackets(cls, edges: tuple[int, ...]) -> tuple[int, ...]:
+        if edges[0] <= 0:
+            raise ValueError(f"ages must be positive, got {list(edges)}")
+        if any(high <= low for low, high in itertools.pairwise(edges)):
+            raise ValueError(f"ages must increase, got {list(edges)}")
+        return edges
+
+    @property
+    def brackets(self) -> Brackets:
+        return Brackets(self.age_brackets)
