@@ -1,8 +1,12 @@
-"""Shared fixtures: the real models and real public-domain photos that ship in PyPI packages."""
+"""Shared fixtures: the real models, real public-domain photos that ship in PyPI packages, a
+real headless Chromium and real MQTT brokers."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,18 +70,35 @@ def pipeline() -> VisionPipeline:
     return VisionPipeline(VisionSettings(models_dir=MODELS))
 
 
-def place(image: np.ndarray, size: tuple[int, int], at: tuple[int, int], scale: float = 1.0):
-    """Paste a (scaled) image onto a grey canvas of `size` (w, h) at `at` (x, y)."""
-    width, height = size
-    canvas = np.full((height, width, 3), 114, dtype=np.uint8)
-    scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    x, y = at
-    h, w = scaled.shape[:2]
-    canvas[y : y + h, x : x + w] = scaled
-    return canvas
+# -- real headless Chromium ------------------------------------------------------------------
 
 
-# -- a real MQTT broker (tests/mqtt_broker.py) ---------------------------------------------------
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session, through Playwright's sync API (which allows one
+    per thread). It comes from $EDGE_AGENT_CHROMIUM or `chromium` on PATH; without one the
+    tests that use it are skipped, unless EDGE_AGENT_REQUIRE_CHROMIUM=1 (CI) fails them."""
+    from edge_agent.ads.players.chromium import HEADLESS_ARGS, find_chromium
+
+    def unavailable(why: str) -> None:
+        if os.environ.get("EDGE_AGENT_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(f"{why}, and EDGE_AGENT_REQUIRE_CHROMIUM=1")
+        pytest.skip(why)
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed")
+    executable = find_chromium()
+    if executable is None:
+        unavailable("no Chromium: install chromium or set EDGE_AGENT_CHROMIUM")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=HEADLESS_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# -- a real MQTT broker (tests/support/mqtt_broker.py) ------------------------------------
 
 
 @pytest.fixture
@@ -85,7 +106,7 @@ def broker_factory(tmp_path: Path):
     """Call with Broker options (tls=, require_client_cert=, users=, persistence=) to get a
     started broker in its own folder; all are stopped at teardown. A missing broker skips the
     test (fails it with EDGE_AGENT_REQUIRE_MOSQUITTO=1), as does an option the broker lacks."""
-    from mqtt_broker import Broker, BrokerUnavailable, make_broker, skip_or_fail
+    from tests.support.mqtt_broker import Broker, BrokerUnavailable, make_broker, skip_or_fail
 
     started: list[Broker] = []
 

@@ -17,7 +17,8 @@ import pytest
 
 from edge_agent.config import load_config
 from edge_agent.daemon import Daemon
-from tests.conftest import place
+from tests.support.images import place
+from tests.support.paths import REPO
 
 FPS = 10
 
@@ -159,7 +160,7 @@ def test_bad_config_exits_with_file_line_and_key(tmp_path, capsys):
 def test_config_check_and_schema(tmp_path, capsys):
     from edge_agent.cli import main
 
-    repo_config = Path(__file__).resolve().parents[1] / "config.yaml"
+    repo_config = REPO / "config.yaml"
     assert main(["config", "check", str(repo_config)]) == 0
     assert main(["config", "schema"]) == 0
     schema = json.loads(capsys.readouterr().out.split("\n", 1)[1])
@@ -207,7 +208,7 @@ def test_frames_touch_disk_only_when_the_debug_option_says_so(tmp_path, walk_vid
 
 
 def test_ads_follow_the_audience_and_every_play_is_accounted_for(tmp_path, walk_video):
-    from ads_support import BASE, write_rules
+    from tests.support.ads import BASE, write_rules
 
     head = BASE.replace("default_min_play_s: 2", "default_min_play_s: 0")
     rules = write_rules(
@@ -247,9 +248,9 @@ def test_daemon_publishes_the_whole_contract_to_a_real_broker(tmp_path, walk_vid
     """Real video, real models, real rules, real broker: reports, plays, decisions, stats and
     states arrive and follow their schemas; the counts match what the daemon reported; the only
     files written are the state folder's own."""
-    from ads_support import BASE, write_rules
-    from mqtt_broker import Collector
-    from telemetry_support import problems
+    from tests.support.ads import BASE, write_rules
+    from tests.support.mqtt_broker import Collector
+    from tests.support.telemetry import problems
 
     rules = write_rules(
         tmp_path / "ads",

@@ -12,8 +12,9 @@ import pytest
 
 from edge_agent.vision.detector import FaceDetector
 from edge_agent.vision.values import Box
+from tests.support.paths import REPO
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_footage.py"
+SCRIPT = REPO / "scripts" / "make_demo_footage.py"
 ARGS = ["--people", "3", "--fps", "10", "--size", "640x480", "--seed", "3", "--quiet"]
 
 

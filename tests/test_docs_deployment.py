@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from edge_agent.config import load_config
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DEPLOYMENT = REPO / "docs" / "deployment.md"
 FLEET = REPO / "docs" / "fleet.md"
 SECTIONS = "source|vision|tracking|audience|ads|state|mqtt|logging|privacy|debug"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 INSTALL = REPO / "scripts" / "install.sh"
 SERVICE = "/etc/systemd/system/edge-agent.service"
 KIOSK = "/etc/systemd/system/edge-agent-kiosk.service"
@@ -298,9 +299,8 @@ def test_shell_scripts_pass_shellcheck() -> None:
 
 def test_the_mosquitto_config_runs_and_acknowledges(tmp_path: Path) -> None:
     """The broker config --with-mosquitto installs, in a real mosquitto (on a free port)."""
-    from mqtt_broker import find_mosquitto, free_port, port_is_listening
-
     from edge_agent.telemetry.client import new_paho_client
+    from tests.support.mqtt_broker import find_mosquitto, free_port, port_is_listening
 
     mosquitto = find_mosquitto()
     if mosquitto is None:

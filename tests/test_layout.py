@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "edge_agent"
+from tests.support.paths import REPO
+
+PACKAGE = REPO / "edge_agent"
 WIRING = {"edge_agent.cli", "edge_agent.daemon", "edge_agent.pipeline"}
 
 

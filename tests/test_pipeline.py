@@ -10,7 +10,7 @@ from edge_agent.audience.tracker import Tracker
 from edge_agent.audience.values import AudienceSettings, FusionSettings, TrackerSettings
 from edge_agent.pipeline import FramePipeline
 from edge_agent.sources.values import Frame
-from tests.conftest import place
+from tests.support.images import place
 
 FPS = 10.0
 

@@ -8,7 +8,7 @@ Written against picamera2's documented API (the Picamera2 manual and its source)
 `Picamera2(camera_num)`, `create_video_configuration(main=..., controls=...)`, `configure`,
 `start`, `capture_array("main", wait=seconds)` which raises TimeoutError when no frame came in
 time, `stop`, `close`. Tested here against a stand-in with that API surface
-(tests/fake_picamera2); not yet run on a Pi with a camera attached.
+(tests/support/fake_picamera2); not yet run on a Pi with a camera attached.
 
 Colour order: picamera2 names formats after DRM fourccs, which count bytes from the least
 significant end, so "RGB888" arrives in numpy as [B, G, R] per pixel (the manual: "RGB888 -

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
-from ads_support import BASE, person, table_with
 
 from edge_agent.ads.decide import PlayContext, RuleState, decide, settle_turn
 from edge_agent.ads.rules import load_rules
 from edge_agent.ads.values import DecisionKind, Outcome
+from tests.support.ads import BASE, person, table_with
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 MONDAY_6PM = dt.datetime(2026, 11, 23, 18, 0)  # naive: the table's timezone
 WOMAN = person(1, "female", 30)
 MAN = person(2, "male", 40)

@@ -1,8 +1,5 @@
-"""The web player and its kiosk page, rendered in real headless Chromium through Playwright.
-
-Chromium comes from $EDGE_AGENT_CHROMIUM or `chromium` on PATH. Without one these tests are
-skipped, unless EDGE_AGENT_REQUIRE_CHROMIUM=1 (CI), where that is a failure.
-"""
+"""The web player and its kiosk page, rendered in real headless Chromium through Playwright
+(the session's `browser`, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -26,34 +23,14 @@ import pytest
 
 from edge_agent.ads.players import make_player
 from edge_agent.ads.players.base import NullPlayer, PlayerError, ShownReport
-from edge_agent.ads.players.chromium import HEADLESS_ARGS, find_chromium
 from edge_agent.ads.players.web import WebPlayer
 from edge_agent.ads.values import Creative, MediaKind, PlayStart
+from tests.support.paths import REPO
 
 WAIT_MS = 10_000  # how long a page gets to do something before the test gives up
 
 # BGR, as cv2 writes them.
 COLOURS = {"red": (0, 0, 255), "green": (0, 200, 0), "blue": (255, 0, 0)}
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    def unavailable(why: str) -> None:
-        if os.environ.get("EDGE_AGENT_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(f"{why}, and EDGE_AGENT_REQUIRE_CHROMIUM=1")
-        pytest.skip(why)
-
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed")
-    executable = find_chromium()
-    if executable is None:
-        unavailable("no Chromium: install chromium or set EDGE_AGENT_CHROMIUM")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, args=HEADLESS_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -417,15 +394,14 @@ def test_the_none_player_does_not_import_aiohttp() -> None:
         "import sys; from edge_agent.ads.players import make_player; make_player('none');"
         " assert 'aiohttp' not in sys.modules, 'aiohttp imported'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_the_page_follows_the_scheduler_decisions(page: Any, tmp_path: Path) -> None:
     """The whole ads stage: rules file -> decision -> web player -> what the browser shows."""
-    from ads_support import BASE, person, write_rules
-
     from edge_agent.ads.reload import RulesWatcher
     from edge_agent.ads.stage import AdStage
+    from tests.support.ads import BASE, person, write_rules
 
     rules = write_rules(
         tmp_path,

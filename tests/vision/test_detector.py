@@ -11,7 +11,7 @@ from edge_agent.vision.detector import (
     weighted_nms,
 )
 from edge_agent.vision.values import Box
-from tests.conftest import place
+from tests.support.images import place
 
 # Where the face is in scikit-image's astronaut photo (hand-measured: forehead to chin,
 # ear to ear), in its own 512x512 pixel coordinates.

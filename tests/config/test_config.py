@@ -20,8 +20,8 @@ from edge_agent.vision.values import (
     Precision,
     VisionSettings,
 )
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 NO_ENV: dict[str, str] = {}
 
 

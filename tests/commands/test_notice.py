@@ -10,8 +10,8 @@ import pytest
 
 from edge_agent.cli import main
 from edge_agent.commands import notice
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "ads" / "rules.yaml"
 CONTROLLER = "Example Foods GmbH"
 CONTACT = "privacy@example-foods.example"
@@ -224,31 +224,21 @@ def test_without_config_the_system_file_is_read_when_there(tmp_path, capsys, mon
     assert code == 2 and "privacy.controller" in err
 
 
-def test_the_html_page_shows_the_sign_in_a_real_browser(tmp_path, capsys):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed")
-    from edge_agent.ads.players.chromium import HEADLESS_ARGS, find_chromium
-
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no Chromium: install chromium or set EDGE_AGENT_CHROMIUM")
+def test_the_html_page_shows_the_sign_in_a_real_browser(tmp_path, capsys, browser):
     target = tmp_path / "notice.html"
     args = ["--config", str(config_file(tmp_path)), "--format", "html", "--output", str(target)]
     assert run_notice(capsys, *args)[0] == 0
     requests: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=HEADLESS_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(target.as_uri())
-            sign = page.inner_text(".sign")
-            assert "Camera: audience measurement" in sign
-            assert CONTROLLER in sign and CONTACT in sign
-            assert page.is_visible("text=What is kept and sent")
-            assert page.pdf(format="A4")[:4] == b"%PDF"
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(target.as_uri())
+        sign = page.inner_text(".sign")
+        assert "Camera: audience measurement" in sign
+        assert CONTROLLER in sign and CONTACT in sign
+        assert page.is_visible("text=What is kept and sent")
+        assert page.pdf(format="A4")[:4] == b"%PDF"
+    finally:
+        context.close()
     assert requests == [target.as_uri()]  # nothing fetched besides the page itself

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from ads_support import BASE, write_rules, write_video
 
 from edge_agent.ads.rules import TOP_LEVEL, RulesError, load_rules
 from edge_agent.ads.rules_schema import rules_json_schema
 from edge_agent.ads.values import MediaKind
 from edge_agent.segments import Brackets
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.ads import BASE, write_rules, write_video
+from tests.support.paths import REPO
 
 
 def problems(path: Path) -> list:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-from mqtt_broker import free_port
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -30,8 +29,9 @@ from edge_agent.commands.doctor.service import KIOSK_SERVICE, service_result
 from edge_agent.installed import default_models_dir
 from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.stage import OUTBOX_FILE
+from tests.support.mqtt_broker import free_port
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "samples" / "astronaut.jpg"
 NEEDED_MODELS = ("face_detection_full_range_int8.tflite", "gender_int8.tflite", "age_int8.tflite")
 

@@ -1,4 +1,4 @@
-"""The MQTT test support itself (tests/mqtt_broker.py), against a real broker and real paho clients.
+"""The MQTT test support itself (tests/support/mqtt_broker.py), against a real broker and paho.
 
 The MQTT client tests lean on this: if a restart did not keep sessions, or a "refused" client got
 in, their results would mean nothing. Runs on mosquitto, or on amqtt with the gaps it declares
@@ -10,10 +10,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import mqtt_broker
 import pytest
 import trustme
-from mqtt_broker import (
+
+from tests.support import mqtt_broker
+from tests.support.mqtt_broker import (
     AmqttBroker,
     Broker,
     BrokerStartError,

@@ -28,7 +28,12 @@ import time
 from pathlib import Path
 
 import pytest
-from mqtt_broker import (
+
+from edge_agent.config import load_config
+from edge_agent.telemetry.homeassistant import discovery_topic
+from edge_agent.telemetry.stage import TelemetryStage
+from edge_agent.telemetry.topics import Leaf, Topics
+from tests.support.mqtt_broker import (
     HOST,
     BrokerUnavailable,
     Collector,
@@ -37,18 +42,12 @@ from mqtt_broker import (
     publish,
     skip_or_fail,
 )
-from polling import wait_until
-from telemetry_support import report
+from tests.support.paths import REPO
+from tests.support.polling import wait_until
+from tests.support.telemetry import report
 
-from edge_agent.config import load_config
-from edge_agent.telemetry.homeassistant import discovery_topic
-from edge_agent.telemetry.stage import TelemetryStage
-from edge_agent.telemetry.topics import Leaf, Topics
-
-FLEET_DOC = Path(__file__).resolve().parent.parent / "docs" / "fleet.md"
-INSTALLER_MOSQUITTO_CONF = (
-    Path(__file__).resolve().parent.parent / "systemd" / "mosquitto-edge-agent.conf"
-)
+FLEET_DOC = REPO / "docs" / "fleet.md"
+INSTALLER_MOSQUITTO_CONF = REPO / "systemd" / "mosquitto-edge-agent.conf"
 SITE, DEVICE = "berlin-mitte", "door-left"  # the display the doc's examples are written for
 DISPLAY_USER = f"{SITE}/{DEVICE}"
 OTHER_USER = f"{SITE}/door-right"
@@ -83,7 +82,7 @@ def need_mosquitto() -> None:
 
 class CentralBroker(MosquittoBroker):
     """The doc's central broker: its conf.d file and ACL file, with this test's port,
-    certificate (trustme, from tests/mqtt_broker.py) and password file. TLS only."""
+    certificate (trustme, from tests/support/mqtt_broker.py) and password file. TLS only."""
 
     def __init__(self, workdir: Path, **options) -> None:
         super().__init__(workdir, tls=True, **options)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.telemetry.outbox import Importance, Outbox, OutboxMessage
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 S, E, R = Importance.STATS, Importance.EVENT, Importance.REPORT
 OVER_BOUND = "outbox over its bound with"
 

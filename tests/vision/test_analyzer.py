@@ -15,7 +15,7 @@ from edge_agent.vision.values import (
     Point,
     VisionSettings,
 )
-from tests.conftest import place
+from tests.support.images import place
 
 
 def only_face(pipeline: VisionPipeline, image: np.ndarray):

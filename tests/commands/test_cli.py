@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edge_agent.cli import main
-from tests.conftest import place
+from tests.support.images import place
 
 
 def write_rgb(path: Path, image: np.ndarray) -> Path:

@@ -11,10 +11,8 @@ import time
 from pathlib import Path
 
 import cv2
-import fake_picamera2
 import numpy as np
 import pytest
-from polling import wait_until
 
 from edge_agent.sources.base import EndOfStream, FrameSource, SourceError, redact_url
 from edge_agent.sources.factory import open_source
@@ -23,6 +21,8 @@ from edge_agent.sources.opencv import OpenCVSource
 from edge_agent.sources.picamera import PiCameraSource
 from edge_agent.sources.reader import LatestFrameReader
 from edge_agent.sources.values import Frame
+from tests.support import fake_picamera2
+from tests.support.polling import wait_until
 
 FRAMES = 30
 FPS = 30.0

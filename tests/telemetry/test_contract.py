@@ -6,12 +6,9 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from pathlib import Path
 
 import pytest
-from ads_support import BASE, person, table_with
 from jsonschema import Draft202012Validator
-from telemetry_support import problems, report, schema, schema_names
 
 from edge_agent import segments
 from edge_agent.ads.scheduler import AdScheduler
@@ -25,6 +22,9 @@ from edge_agent.telemetry.topics import (
     render_topic_table,
 )
 from edge_agent.telemetry.values import DaemonStats
+from tests.support.ads import BASE, person, table_with
+from tests.support.paths import REPO
+from tests.support.telemetry import problems, report, schema, schema_names
 
 WALL = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC).timestamp()
 IDS = ("berlin-mitte", "door-left")
@@ -224,7 +224,7 @@ def test_home_assistant_discovery_reads_only_fields_that_exist():
     assert discovery["dev"]["ids"] == ["edge_agent_berlin_mitte_door_left"]
 
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
+DOCS = REPO / "docs" / "mqtt.md"
 
 
 def test_the_docs_list_every_topic_as_the_code_does():

@@ -16,15 +16,14 @@ import textwrap
 import time
 from pathlib import Path
 
-from mqtt_broker import Collector, publish
-from polling import wait_until
-from telemetry_support import problems, report
-
 from edge_agent.config import load_config
 from edge_agent.telemetry.homeassistant import discovery_topic
 from edge_agent.telemetry.stage import TelemetryStage
 from edge_agent.telemetry.topics import Leaf, Topics
 from edge_agent.telemetry.values import DaemonStats
+from tests.support.mqtt_broker import Collector, publish
+from tests.support.polling import wait_until
+from tests.support.telemetry import problems, report
 
 SITE, DEVICE = "test-site", "door-1"
 TOPICS = Topics(SITE, DEVICE)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from telemetry_support import report
-
 from edge_agent.telemetry.today import TodayCounter
+from tests.support.telemetry import report
 
 UTC_DATE = lambda wall: dt.datetime.fromtimestamp(wall, dt.UTC).date()  # noqa: E731
 NOON = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC).timestamp()

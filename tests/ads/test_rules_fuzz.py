@@ -5,7 +5,7 @@ the last good rules active throughout. Each example writes a mutation of the rep
 `ads/rules.yaml` over the watched file, polls one long-lived `RulesWatcher` and ticks one
 long-lived `AdScheduler`, as the daemon does after a marketer's edit.
 
-    .venv/bin/python -m pytest tests/test_rules_fuzz.py -q -s     # prints the tally
+    .venv/bin/python -m pytest tests/ads/test_rules_fuzz.py -q -s     # prints the tally
     EDGE_AGENT_FUZZ_REPORT=fuzz.json ...                           # and writes it as JSON
 """
 
@@ -42,8 +42,9 @@ from edge_agent.ads.rules import (
 )
 from edge_agent.ads.rules_schema import IMAGE_SUFFIXES
 from edge_agent.ads.scheduler import AdScheduler
+from tests.support.paths import REPO
 
-EXAMPLE_RULES = Path(__file__).parent.parent / "ads" / "rules.yaml"
+EXAMPLE_RULES = REPO / "ads" / "rules.yaml"
 PRISTINE = EXAMPLE_RULES.read_bytes()
 PRISTINE_TREE = yaml.safe_load(PRISTINE)
 EXAMPLES = 1000

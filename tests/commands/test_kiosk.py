@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from mqtt_broker import free_port
 
 from edge_agent.ads.players.chromium import KIOSK_ARGS, find_chromium
 from edge_agent.ads.players.web import WebPlayer
 from edge_agent.commands.kiosk import SERVICE_ARGS, browser_command
+from tests.support.mqtt_broker import free_port
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from ads_support import BASE, person, table_with
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.ads.scheduler import AdScheduler
 from edge_agent.ads.values import PlayEnd
+from tests.support.ads import BASE, person, table_with
 
 # Monday 2026-11-23 18:00 UTC: the wall clock the simulations start at.
 WALL0 = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC).timestamp()

@@ -20,9 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from mqtt_broker import free_port, make_client, publish
 from rich.console import Console
-from telemetry_support import problems
 
 from edge_agent.ads.values import Creative, MediaKind, PlayStart
 from edge_agent.audience.values import AudienceReport, DurationStats
@@ -32,6 +30,8 @@ from edge_agent.commands.dashboard.model import FleetModel, Outcome
 from edge_agent.segments import Brackets
 from edge_agent.telemetry import payloads
 from edge_agent.telemetry.topics import TOPICS, Leaf, Topics
+from tests.support.mqtt_broker import free_port, make_client, publish
+from tests.support.telemetry import problems
 
 SITE, DEVICE = "berlin-mitte", "door-left"
 DOOR = Topics(SITE, DEVICE)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from edge_agent.cli import main
+from tests.support.paths import REPO
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = REPO / "samples"
 
 
 def test_demo_footage_is_counted_close_to_the_truth(tmp_path, capsys):

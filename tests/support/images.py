@@ -1,0 +1,17 @@
+"""Building test frames from real photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def place(image: np.ndarray, size: tuple[int, int], at: tuple[int, int], scale: float = 1.0):
+    """Paste a (scaled) image onto a grey canvas of `size` (w, h) at `at` (x, y)."""
+    width, height = size
+    canvas = np.full((height, width, 3), 114, dtype=np.uint8)
+    scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    x, y = at
+    h, w = scaled.shape[:2]
+    canvas[y : y + h, x : x + w] = scaled
+    return canvas
