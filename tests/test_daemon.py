@@ -17,7 +17,7 @@ import pytest
 
 from edge_agent.config import load_config
 from edge_agent.daemon import Daemon
-from tests.support.images import place
+from tests.support.images import ASTRONAUT_SEGMENT, place
 from tests.support.paths import REPO
 
 FPS = 10
@@ -73,7 +73,7 @@ def test_run_counts_the_visit_and_flushes_at_the_end(tmp_path, walk_video):
     total = sum(r.passers_by for r in reports)
     assert total == 1
     (visit,) = [r for r in reports if r.passers_by]
-    assert visit.segments == {"female/20-34": 1}
+    assert visit.segments == {ASTRONAUT_SEGMENT: 1}
 
 
 def run_under_fake_systemd(

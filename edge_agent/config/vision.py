@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import field_validator
 
 from edge_agent.config.base import ConfigModel, section, setting
-from edge_agent.segments import DEFAULT_EDGES, Brackets
+from edge_agent.segments import DEFAULT_BRACKETS, DEFAULT_EDGES, Brackets
 from edge_agent.vision.values import Delegate, DetectorVariant, Precision
 
 
@@ -111,8 +111,9 @@ class VisionConfig(ConfigModel):
     age_brackets: tuple[int, ...] = setting(
         DEFAULT_EDGES,
         "Age brackets",
-        "Lower edges of the age brackets after the first, in years, increasing: [13, 20, 35,"
-        " 55] gives 0-12, 13-19, 20-34, 35-54 and 55+.",
+        "Lower edges of the age brackets after the first, in years, increasing:"
+        f" {list(DEFAULT_EDGES)} gives {', '.join(DEFAULT_BRACKETS.labels[:-1])} and"
+        f" {DEFAULT_BRACKETS.labels[-1]}.",
         min_length=1,
     )
 

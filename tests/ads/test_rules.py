@@ -10,7 +10,7 @@ import pytest
 from edge_agent.ads.rules import TOP_LEVEL, RulesError, load_rules
 from edge_agent.ads.rules_schema import rules_json_schema
 from edge_agent.ads.values import MediaKind
-from edge_agent.segments import Brackets
+from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 from tests.support.ads import BASE, write_rules, write_video
 from tests.support.paths import REPO
 
@@ -145,11 +145,12 @@ def test_a_video_without_duration_plays_its_length(tmp_path):
 
 
 def test_unknown_age_brackets_list_the_configured_ones(tmp_path):
-    rules = "- id: r\n  creatives: [t1]\n  audience: {brackets: [20-34, 21-30]}\n"
+    known = DEFAULT_BRACKETS.labels[2]
+    rules = f"- id: r\n  creatives: [t1]\n  audience: {{brackets: [{known}, 21-30]}}\n"
     path = write_rules(tmp_path, rules)
     problem = only(path)
     assert problem.key_path == "rules[0].audience.brackets[1]"
-    assert "0-12, 13-19, 20-34, 35-54, 55+" in problem.message
+    assert ", ".join(DEFAULT_BRACKETS.labels) in problem.message
     # With the config's own brackets, their labels are what rules may name.
     configured = Brackets((21, 31))  # 0-20, 21-30, 31+
     with pytest.raises(RulesError) as caught:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from edge_agent.ads.scheduler import AdScheduler
 from edge_agent.ads.values import PlayEnd
+from edge_agent.segments import DEFAULT_BRACKETS, Gender, segment_name
 from tests.support.ads import BASE, person, table_with
 
 # Monday 2026-11-23 18:00 UTC: the wall clock the simulations start at.
@@ -163,7 +164,8 @@ def test_play_events_count_the_audience_during_the_play(tmp_path):
     assert event.audience.viewers == 3 - 1  # the man never looked
     assert event.audience.peak_people == 3
     assert event.audience.attention_s == pytest.approx(3.0)
-    assert event.audience.segments == {"female/35-54": 2, "other": 1}  # k=2 folds the man
+    women_40 = segment_name(Gender.FEMALE, DEFAULT_BRACKETS.of(40))
+    assert event.audience.segments == {women_40: 2, "other": 1}  # k=2 folds the man
 
 
 def test_new_rules_apply_from_the_next_decision(tmp_path):

@@ -14,7 +14,7 @@ from edge_agent.audience.values import (
     PersonEstimate,
     TrackerSettings,
 )
-from edge_agent.segments import Gender, fold_small_segments
+from edge_agent.segments import DEFAULT_BRACKETS, Gender, fold_small_segments
 from edge_agent.vision.values import Box, Detection, Face, FaceQuality, Landmarks, Point
 
 FPS = 10.0
@@ -47,7 +47,7 @@ def test_fusion_weights_good_samples_and_then_stops():
     assert estimate.final and not fusion.needs_sample(7)
     assert estimate.gender is Gender.FEMALE
     assert 30 <= estimate.age_years < 36
-    assert estimate.age_bracket in {"20-34", "35-54"}
+    assert estimate.age_bracket == DEFAULT_BRACKETS.of(estimate.age_years)
     # Final means final: more samples change nothing.
     assert fusion.add(7, face(0.0, 80)) == estimate
     fusion.forget(7)

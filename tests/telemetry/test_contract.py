@@ -112,7 +112,8 @@ def test_play_decision_and_playing_payloads_from_a_real_scheduler(tmp_path):
         assert problems(payload) == [], payload
     assert decision["rule_id"] == "women" and decision["decision"] == "rule"
     assert play["rule_id"] == "women" and play["ended_by"] == "shutdown"
-    assert play["people"] == 1 and play["people_female_20_34"] == 1
+    woman_30 = segments.segment_name(segments.Gender.FEMALE, segments.DEFAULT_BRACKETS.of(30))
+    assert play["people"] == 1 and play[f"people_{segments.segment_key(woman_30)}"] == 1
     assert playing["rule_id"] is None  # the default playlist
 
 
