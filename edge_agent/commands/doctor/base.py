@@ -90,3 +90,8 @@ def unit_state(verb: str, unit: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else ""
+
+
+def service_active() -> bool:
+    """Whether the edge-agent service runs now; False where systemd does not run."""
+    return systemd_running() and unit_state("is-active", SERVICE) == "active"

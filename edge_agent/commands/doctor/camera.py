@@ -13,14 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_agent.commands.doctor.base import (
-    SERVICE,
-    CheckResult,
-    DoctorRun,
-    Status,
-    systemd_running,
-    unit_state,
-)
+from edge_agent.commands.doctor.base import SERVICE, CheckResult, DoctorRun, Status, service_active
 
 if TYPE_CHECKING:
     from edge_agent.config import Config
@@ -132,7 +125,7 @@ def check_camera(doctor: DoctorRun) -> CheckResult:
     else:
         reason = f"{what}: no frame within {doctor.camera_seconds:g} s"
     kind = _source_kind(spec)
-    if kind != "file" and systemd_running() and unit_state("is-active", SERVICE) == "active":
+    if kind != "file" and service_active():
         return CheckResult(
             "camera",
             Status.WARN,
