@@ -8,11 +8,21 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge_agent.audience.values import TrackerSettings
-from edge_agent.config import Config, ConfigError, ConfigProblem, load_config, render_default_yaml
+from edge_agent.ads.values import AdsSettings
+from edge_agent.audience.values import FusionSettings, TrackerSettings
+from edge_agent.config import (
+    Config,
+    ConfigError,
+    ConfigProblem,
+    load_config,
+    read_secret,
+    render_default_yaml,
+)
 from edge_agent.installed import default_models_dir
 from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 from edge_agent.sources.factory import open_options, reader_options
+from edge_agent.sources.values import SourceSettings
+from edge_agent.telemetry.values import LinkSettings, TelemetrySettings
 from edge_agent.vision.values import (
     AnalyzerSettings,
     Delegate,
@@ -82,6 +92,16 @@ def test_defaults_match_the_dataclasses_they_feed():
     ):
         assert getattr(quality, name) == getattr(analyzer, name), name
     assert TrackerSettings(**config.tracking.model_dump()) == TrackerSettings()
+    assert config.source_settings() == SourceSettings()
+    assert config.fusion_settings() == FusionSettings()
+    ads = config.ads_settings()
+    assert ads == AdsSettings(rules=ads.rules, last_good=ads.last_good)
+    assert ads.last_good == config.state.dir / "rules.last-good.yaml"
+    telemetry = config.telemetry_settings()
+    assert telemetry.link == LinkSettings(client_id=telemetry.link.client_id)
+    assert telemetry == TelemetrySettings(
+        link=telemetry.link, state_dir=config.state.dir, device=telemetry.device
+    )
 
 
 def test_choices_match_the_vision_literals():
@@ -496,3 +516,13 @@ def test_an_unreadable_password_file_stops_run_with_its_name(tmp_path, capsys):
     )
     assert main(["run", "--config", str(path), "--max-frames", "1"]) == 2
     assert f"mqtt.password_file: cannot read {missing}" in capsys.readouterr().err
+
+
+def test_a_secret_comes_inline_or_from_its_file(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    assert read_secret("inline", secret, "mqtt.password_file") == "inline"
+    assert read_secret(None, secret, "mqtt.password_file") == "s3cret"
+    assert read_secret(None, None, "mqtt.password_file") is None
+    with pytest.raises(ValueError, match=r"^mqtt\.password_file: cannot read .*absent"):
+        read_secret(None, tmp_path / "absent", "mqtt.password_file")
