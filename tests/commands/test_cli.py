@@ -127,3 +127,30 @@ def test_console_script_is_installed():
     completed = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert completed.returncode == 0
     assert completed.stdout.startswith("edge-agent ")
+
+
+def test_help_loads_no_vision_or_config_libraries():
+    # Every command module is imported to build the parser; the heavy work waits for run().
+    heavy = ["cv2", "numpy", "ai_edge_litert", "tflite_runtime", "pydantic", "aiohttp", "tqdm"]
+    code = (
+        "import sys\n"
+        "from edge_agent.cli import build_parser\n"
+        "parser = build_parser()\n"
+        f"print([name for name in {heavy!r} if name in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_command_in_the_table_has_its_verbs():
+    import importlib
+
+    from edge_agent.cli import COMMANDS
+
+    names = [command.name for command in COMMANDS]
+    assert len(set(names)) == len(names)
+    for command in COMMANDS:
+        module = importlib.import_module(f"edge_agent.commands.{command.module}")
+        assert callable(module.add_arguments) and callable(module.run), command.name
+        if command.describe:
+            assert module.__doc__, command.name
