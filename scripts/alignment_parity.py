@@ -32,7 +32,7 @@ from edge_agent.commands.evaluation.faces import find_face, load_rgb, read_label
 from edge_agent.installed import default_models_dir
 from edge_agent.vision import align
 from edge_agent.vision.attributes import AGE_CHIP, GENDER_CHIP, AgeGenderEstimator
-from edge_agent.vision.detector import FaceDetector
+from edge_agent.vision.detectors.blazeface import BlazeFaceDetector
 
 
 def shape_predictor():
@@ -84,7 +84,7 @@ def parity(labels: Path, limit: int, reflect_pad: int = 0) -> dict[str, object]:
     dlib, predictor = shape_predictor()
     models = default_models_dir()
     estimator = AgeGenderEstimator(models, precision="float32")
-    detector = FaceDetector(models, "short_range")
+    detector = BlazeFaceDetector(models, "short_range")
     rows: list[dict[str, float]] = []
     images = read_labels(labels)[:limit] if limit else read_labels(labels)
     for item in images:

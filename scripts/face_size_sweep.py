@@ -60,6 +60,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
@@ -69,12 +70,19 @@ from edge_agent.commands.evaluation.faces import load_rgb, pad_canvas, read_labe
 from edge_agent.installed import default_models_dir
 from edge_agent.segments import Gender
 from edge_agent.vision.analyzer import VisionPipeline
-from edge_agent.vision.detector import ANCHOR_OPTIONS
+from edge_agent.vision.detectors.blazeface import ANCHOR_OPTIONS
 from edge_agent.vision.pose import estimate_pose
-from edge_agent.vision.values import AnalyzerSettings, Face, VisionSettings
+from edge_agent.vision.values import (
+    FACE_WIDTH_M,
+    AnalyzerSettings,
+    BlazeFaceSettings,
+    DetectorName,
+    Face,
+    VisionSettings,
+    detector_settings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-FACE_WIDTH_M = 0.16
 EYE_DISTANCE_M = 0.063  # mean adult distance between the pupils
 CANVAS_GREY = 114
 REFERENCE_DETECTOR = "full_range_int8"
@@ -231,16 +239,16 @@ def percent(part: int, whole: int) -> float | None:
 def sweep(args: argparse.Namespace) -> dict[str, object]:
     models_dir = args.models or default_models_dir()
     analyzer = AnalyzerSettings(min_face_px=args.min_face_px)
-    settings = VisionSettings(
-        models_dir=models_dir,
-        detector=args.detector,
-        min_detection_score=args.min_detection_score,
-        analyzer=analyzer,
+    detector = detector_settings(
+        args.detector, min_score=args.min_detection_score, input_pixels=args.detector_pixels
     )
+    settings = VisionSettings(models_dir=models_dir, detector=detector, analyzer=analyzer)
     pipeline = VisionPipeline(settings)
     # The ruler and the full-size estimate come from one fixed pipeline (the daemon's default
     # detector and gates), whatever detector is under test, so runs compare.
-    reference = VisionPipeline(VisionSettings(models_dir=models_dir, detector=REFERENCE_DETECTOR))
+    reference = VisionPipeline(
+        VisionSettings(models_dir=models_dir, detector=detector_settings(REFERENCE_DETECTOR))
+    )
     if args.labels:
         images = labelled_images(args.labels, args.limit, args.seed)
         total = min(args.limit, len(read_labels(args.labels))) if args.limit else None
@@ -261,7 +269,14 @@ def sweep(args: argparse.Namespace) -> dict[str, object]:
         sources += [mirrored(source) for source in sources]
 
     frame_w, frame_h = args.frame
-    detector_input = ANCHOR_OPTIONS[args.detector].input_size
+    # How the detector shrinks (or enlarges) the frame: BlazeFace to its square input,
+    # YuNet to its pixel budget.
+    detector_scale = (
+        ANCHOR_OPTIONS[detector.variant].input_size / max(frame_w, frame_h)
+        if isinstance(detector, BlazeFaceSettings)
+        else math.sqrt(detector.input_pixels / (frame_w * frame_h))
+    )
+    detector_input = f"{round(frame_w * detector_scale)}x{round(frame_h * detector_scale)}"
     rng = random.Random(args.seed)
     rows = []
     progress = tqdm(total=len(args.widths) * len(sources) * args.positions, desc="frames")
@@ -312,9 +327,7 @@ def sweep(args: argparse.Namespace) -> dict[str, object]:
             {
                 "face_px": target,
                 "share_of_frame_width": round(target / frame_w, 4),
-                "face_px_in_detector_input": round(
-                    target * detector_input / max(frame_w, frame_h), 1
-                ),
+                "face_px_in_detector_input": round(target * detector_scale, 1),
                 "trials": trials,
                 "detected_pct": percent(detected, trials),
                 "estimated_pct": percent(estimated, trials),
@@ -341,8 +354,8 @@ def sweep(args: argparse.Namespace) -> dict[str, object]:
         "frame": f"{frame_w}x{frame_h}",
         "detector": args.detector,
         "reference_detector": REFERENCE_DETECTOR,
-        "detector_input_px": detector_input,
-        "min_detection_score": settings.min_detection_score,
+        "detector_input": detector_input,
+        "min_detection_score": detector.min_score,
         "min_face_px": args.min_face_px,
         "face_width_m": FACE_WIDTH_M,
         "eye_distance_m": EYE_DISTANCE_M,
@@ -373,7 +386,7 @@ def sweep(args: argparse.Namespace) -> dict[str, object]:
 def format_table(result: dict[str, object]) -> str:
     lines = [
         f"frame {result['frame']}, detector {result['detector']}"
-        f" ({result['detector_input_px']} px input), min_detection_score"
+        f" ({result['detector_input']} input), min_detection_score"
         f" {result['min_detection_score']}, min_face_px {result['min_face_px']},"
         f" {len(result['faces'])} face(s) x {result['positions_per_face']} positions"
         f"{' x 2 (mirrored)' if result['mirrored'] else ''}",
@@ -417,12 +430,16 @@ def main() -> int:
     )
     parser.add_argument("--no-mirror", action="store_true", help="do not add mirrored faces")
     parser.add_argument(
-        "--detector", default="full_range_int8", choices=list(ANCHOR_OPTIONS),
-        help="BlazeFace variant (default full_range_int8, the daemon's default)",
+        "--detector", default="full_range_int8", choices=get_args(DetectorName),
+        help="detector name (default full_range_int8)",
     )  # fmt: skip
     parser.add_argument(
-        "--min-detection-score", type=float, default=VisionSettings(Path()).min_detection_score,
-        help="vision.min_detection_score (default: the daemon's, 0.5)",
+        "--detector-pixels", type=int, default=None,
+        help="YuNet: the frame is scaled to about this many pixels (default 230400)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-detection-score", type=float, default=None,
+        help="vision.min_detection_score (default: the detector's own)",
     )  # fmt: skip
     parser.add_argument(
         "--min-face-px", type=float, default=AnalyzerSettings().min_face_px,

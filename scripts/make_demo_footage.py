@@ -709,10 +709,10 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 def verify(path: Path, people: list[Person], width: int, progress: bool = True) -> bool:
     """Run the real detector over the written video; print a table; True if it reads right."""
     from edge_agent.installed import default_models_dir
-    from edge_agent.vision.detector import FaceDetector
+    from edge_agent.vision.detectors.blazeface import BlazeFaceDetector
     from edge_agent.vision.pose import estimate_pose
 
-    detector = FaceDetector(default_models_dir())
+    detector = BlazeFaceDetector(default_models_dir())
     stats = {p.id: {"look": 0, "found": 0, "frontal": 0, "away": 0, "misread": 0} for p in people}
     stray, empty_frames, empty_hits = 0, 0, 0
     capture = cv2.VideoCapture(str(path))

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge_agent.vision.detector import FaceDetector
+from edge_agent.vision.detectors.blazeface import BlazeFaceDetector
 from edge_agent.vision.values import Box
 from tests.support.paths import REPO
 
@@ -96,7 +96,7 @@ def test_detector_sees_the_looking_face_and_nothing_in_an_empty_shop(footage, mo
     empty = 0  # before the first visitor enters
     assert all(person["enter_s"] > 0.5 for person in truth["people"])
     _, _, frames = read_frames(video, {frame, empty})
-    detector = FaceDetector(models_dir)
+    detector = BlazeFaceDetector(models_dir)
     found = detector.detect(frames[frame])
     assert any(Box(*d.box).iou(Box(*box)) >= 0.5 for d in found)
     assert detector.detect(frames[empty]) == []

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import get_args
 
 from edge_agent.installed import default_models_dir
-from edge_agent.vision.values import Delegate, DetectorVariant, Precision, VisionSettings
+from edge_agent.vision.values import (
+    Delegate,
+    DetectorName,
+    Precision,
+    VisionSettings,
+    detector_settings,
+)
 
 
 def add_vision_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,11 +21,18 @@ def add_vision_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--models", type=Path, default=None, help="models folder (default: bundled)")
     group.add_argument(
         "--detector",
-        choices=get_args(DetectorVariant),
+        choices=get_args(DetectorName),
         default="full_range_int8",
-        help="BlazeFace variant: full_range finds faces from ~7.5%% of the frame width,"
-        " short_range from ~12.5%% (docs/deployment.md); full_range_int8 (default) is"
-        " full_range quantized, ~1.4x faster, same recall",
+        help="face detector: full_range_int8 (default) and the other BlazeFace variants see the"
+        " frame at 192 or 128 px (faces from ~7.5%% of its width, docs/deployment.md);"
+        " yunet_n, yunet_s (int8; _float32 twins) see it at --detector-pixels",
+    )
+    group.add_argument(
+        "--detector-pixels",
+        type=int,
+        metavar="N",
+        help="YuNet only: the frame is scaled, keeping its shape, to about N pixels"
+        " (default 230400, 640x360)",
     )
     group.add_argument("--precision", choices=get_args(Precision), default="int8")
     group.add_argument("--threads", type=int, default=1)
@@ -29,7 +42,7 @@ def add_vision_arguments(parser: argparse.ArgumentParser) -> None:
 def vision_settings(args: argparse.Namespace) -> VisionSettings:
     return VisionSettings(
         models_dir=args.models or default_models_dir(),
-        detector=args.detector,
+        detector=detector_settings(args.detector, input_pixels=args.detector_pixels),
         precision=args.precision,
         num_threads=args.threads,
         delegate=args.delegate,

@@ -69,8 +69,7 @@ class Config(ConfigModel):
         vision, quality = self.vision, self.vision.quality
         return VisionSettings(
             models_dir=vision.models_dir or default_models_dir(),
-            detector=vision.detector,
-            min_detection_score=vision.min_detection_score,
+            detector=vision.detector_settings(),
             precision=vision.precision,
             num_threads=vision.threads,
             delegate=vision.delegate,

@@ -47,11 +47,16 @@ def _render_model(model: type[BaseModel], indent: str) -> list[str]:
             out.append("")
         out += _comment(field, indent)
         annotation = field.annotation
+        default = getattr(defaults, name)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             out.append(f"{indent}{name}:")
             out += _render_model(annotation, indent + "  ")
+        elif isinstance(default, BaseModel):
+            # One of several section types (a `type:` key picks it): its default's own keys.
+            out.append(f"{indent}{name}:")
+            out += _render_model(type(default), indent + "  ")
         else:
-            out.append(f"{indent}{name}: {_yaml_scalar(getattr(defaults, name))}")
+            out.append(f"{indent}{name}: {_yaml_scalar(default)}")
     return out
 
 

@@ -51,6 +51,16 @@ class SourceConfig(ConfigModel):
         "Play a video file at its own frame rate, as a camera would deliver it; false reads it as"
         " fast as the pipeline goes. Ignored for cameras, streams and image folders.",
     )
+    horizontal_fov_deg: float = setting(
+        70.0,
+        "Horizontal field of view",
+        "The camera lens's horizontal field of view in degrees, across the whole frame width:"
+        " `edge-agent aim` turns face sizes into distances with it. Typical: Raspberry Pi Camera"
+        " Module 3 66, Camera Module 3 Wide 102, usual USB webcams 60-78 (a webcam sold as 78"
+        " degrees diagonal is about 70 across a 16:9 picture). Nothing else uses it.",
+        ge=20,
+        le=180,
+    )
     stall_timeout_s: float = setting(
         5.0,
         "Stall timeout",

@@ -9,8 +9,14 @@ from pathlib import Path
 from pydantic import field_validator
 
 from edge_agent.config.base import ConfigModel, section, setting
+from edge_agent.config.detector import (
+    DETECTOR_NAMES,
+    BlazeFaceDetectorConfig,
+    DetectorConfig,
+    expand_detector_name,
+)
 from edge_agent.segments import DEFAULT_BRACKETS, DEFAULT_EDGES, Brackets
-from edge_agent.vision.values import Delegate, DetectorVariant, Precision
+from edge_agent.vision.values import Delegate, DetectorSettings, Precision
 
 
 class QualityConfig(ConfigModel):
@@ -67,14 +73,13 @@ class VisionConfig(ConfigModel):
         "Folder with the .tflite models and their manifest. null: $EDGE_AGENT_MODELS if set,"
         " else the checkout's `models/` folder, else /opt/edge-agent/models (scripts/install.sh).",
     )
-    detector: DetectorVariant = setting(
-        "full_range_int8",
+    detector: DetectorConfig = setting(
+        BlazeFaceDetectorConfig(),
         "Face detector",
-        "BlazeFace variant. Both see the frame shrunk to 128 or 192 px, so what counts is a"
-        " face's share of the frame width, measured (docs/deployment.md): full_range finds faces"
-        " from about 7.5 % of it, short_range from about 12.5 %; with a 66-70 degree lens"
-        " that is about 1.5 m and 1 m. full_range_int8 is full_range quantized, about 1.4x"
-        " faster with the same recall; full_range_sparse is MediaPipe's sparse full_range.",
+        "The face detector family and its options: a mapping with `type: yunet` (keys model,"
+        " precision, input_pixels) or `type: blazeface` (key variant), or a detector name as a"
+        " short form (" + ", ".join(DETECTOR_NAMES) + "). What each finds, by face size,"
+        " and what it costs: docs/deployment.md.",
     )
     min_detection_score: float = setting(
         0.5,
@@ -125,6 +130,14 @@ class VisionConfig(ConfigModel):
         if any(high <= low for low, high in itertools.pairwise(edges)):
             raise ValueError(f"ages must increase, got {list(edges)}")
         return edges
+
+    @field_validator("detector", mode="before")
+    @classmethod
+    def _short_form(cls, value: object) -> object:
+        return expand_detector_name(value)
+
+    def detector_settings(self) -> DetectorSettings:
+        return self.detector.settings(self.min_detection_score)
 
     @property
     def brackets(self) -> Brackets:

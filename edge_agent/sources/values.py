@@ -40,6 +40,9 @@ class SourceSettings:
     fps: float | None = None  # asked of a camera; a file's or folder's playing rate
     loop: bool = True  # files and folders: start again at the end
     realtime: bool = True  # video files: play at their own rate, like a camera
+    # The lens's, across the frame width: for turning face sizes into distances (`edge-agent
+    # aim`); no source uses it.
+    horizontal_fov_deg: float = 70.0
     stall_timeout_s: float = 5.0
     reconnect_backoff_max_s: float = 5.0
 

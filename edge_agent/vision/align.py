@@ -45,7 +45,8 @@ _MEAN_FACE_Y = (
 CHIP_PADDING = 0.2
 
 
-def _mean_point(*ibug_indices: int) -> tuple[float, float]:
+def mean_face_point(*ibug_indices: int) -> tuple[float, float]:
+    """The centroid of these iBUG 68-point landmarks on dlib's mean face (x, y in [0, 1])."""
     xs = [_MEAN_FACE_X[i - 17] for i in ibug_indices]
     ys = [_MEAN_FACE_Y[i - 17] for i in ibug_indices]
     return sum(xs) / len(xs), sum(ys) / len(ys)
@@ -65,17 +66,17 @@ DLIB_FIVE_POINTS = np.array(
     ]
 )
 # The same five points on the 68-point mean shape (iBUG 45, 42, 36, 39, 33).
-_MEAN_SHAPE_FIVE_POINTS = np.array([_mean_point(i) for i in (45, 42, 36, 39, 33)])
+_MEAN_SHAPE_FIVE_POINTS = np.array([mean_face_point(i) for i in (45, 42, 36, 39, 33)])
 
 # BlazeFace's keypoints on the same mean face: eye centres are the centroids of the six
 # iBUG eye-contour points, the nose tip is iBUG 30, the mouth centre the centroid of the
 # inner lip contour (60..67). The ear keypoints are too unreliable to align with.
 _BLAZEFACE_ON_MEAN_SHAPE = np.array(
     [
-        _mean_point(36, 37, 38, 39, 40, 41),  # right eye (image left)
-        _mean_point(42, 43, 44, 45, 46, 47),  # left eye
-        _mean_point(30),  # nose tip
-        _mean_point(60, 61, 62, 63, 64, 65, 66, 67),  # mouth centre
+        mean_face_point(36, 37, 38, 39, 40, 41),  # right eye (image left)
+        mean_face_point(42, 43, 44, 45, 46, 47),  # left eye
+        mean_face_point(30),  # nose tip
+        mean_face_point(60, 61, 62, 63, 64, 65, 66, 67),  # mouth centre
     ]
 )
 

@@ -15,7 +15,7 @@ from edge_agent.vision.attributes import (
     AgeGenderEstimator,
     AttributeEstimate,
 )
-from edge_agent.vision.detector import FaceDetector
+from edge_agent.vision.detectors import make_detector
 from edge_agent.vision.values import AnalyzerSettings, Detection, Face, FaceQuality, VisionSettings
 
 
@@ -117,13 +117,7 @@ class VisionPipeline:
 
     def __init__(self, settings: VisionSettings) -> None:
         self.settings = settings
-        self.detector = FaceDetector(
-            settings.models_dir,
-            settings.detector,
-            min_score=settings.min_detection_score,
-            num_threads=settings.num_threads,
-            delegate=settings.delegate,
-        )
+        self.detector = make_detector(settings)
         self.analyzer = FaceAnalyzer(
             AgeGenderEstimator(
                 settings.models_dir,

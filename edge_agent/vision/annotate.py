@@ -19,7 +19,7 @@ def annotate(image: np.ndarray, faces: list[Face], destination: Path) -> None:
         colour = _COLOURS[face.gender][::-1]
         box = face.detection.box
         cv2.rectangle(canvas, (int(box.x0), int(box.y0)), (int(box.x1), int(box.y1)), colour, 2)
-        for point in face.detection.landmarks:
+        for point in filter(None, face.detection.landmarks):
             cv2.circle(canvas, (int(point.x), int(point.y)), 2, (0, 255, 0), -1)
         age = "?" if face.age_years is None else f"{face.age_years:.0f}"
         label = f"{face.gender.value} {age}"

@@ -7,6 +7,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+from edge_agent.vision.values import BlazeFaceSettings, DetectorSettings
+
 MANIFEST = "manifest.json"
 
 
@@ -24,8 +26,12 @@ def _manifest(models_dir: Path) -> dict[str, dict[str, object]]:
     return dict(json.loads(manifest.read_text())["files"])
 
 
-def detector_model(variant: str) -> str:
-    return f"face_detection_{variant}.tflite"
+def detector_model(detector: DetectorSettings) -> str:
+    """The model file of a detector: face_detection_full_range_int8.tflite,
+    face_detection_yunet_n_int8.tflite, ..."""
+    if isinstance(detector, BlazeFaceSettings):
+        return f"face_detection_{detector.variant}.tflite"
+    return f"face_detection_{detector.model}_{detector.precision}.tflite"
 
 
 def gender_model(precision: str) -> str:

@@ -126,6 +126,15 @@ class TfliteModel:
     def __repr__(self) -> str:
         return f"TfliteModel({self.path.name}, backend={self.backend_name}, {self.delegate})"
 
+    def resize_input(self, shape: tuple[int, ...]) -> None:
+        """Give a model with flexible dimensions (a -1 in its signature) this input shape."""
+        if shape == self.input.shape:
+            return
+        self._interpreter.resize_tensor_input(self._input_index, list(shape), strict=True)
+        self._interpreter.allocate_tensors()
+        self.input = _spec(self._interpreter.get_input_details()[0])
+        self.outputs = tuple(_spec(detail) for detail in self._interpreter.get_output_details())
+
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         """Invoke on one input; outputs come back as float32 in the model's output order."""
         self._interpreter.set_tensor(self._input_index, self._to_input(batch))
@@ -151,6 +160,14 @@ class TfliteModel:
             return batch
         if not spec.quantized:
             return batch.astype(spec.dtype)
+        if (
+            batch.dtype == np.uint8
+            and spec.dtype == np.int8
+            and (spec.scale, spec.zero_point) == (1.0, -128)
+        ):
+            # An int8 model that takes pixels as value - 128 (YuNet's): flip the top bit, which
+            # is that subtraction, without a float copy of a whole frame.
+            return (batch ^ np.uint8(0x80)).view(np.int8)
         # The int8 attribute models take the uint8 chip with scale 1 / zero point 0, so
         # this branch only runs for models built differently.
         info = np.iinfo(spec.dtype)

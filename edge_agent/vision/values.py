@@ -15,8 +15,22 @@ from edge_agent.segments import DEFAULT_BRACKETS, Brackets, Gender
 if TYPE_CHECKING:
     from edge_agent.vision.pose import Pose
 
-# BlazeFace variants (one model file each, see vision/detector.py and models/MODELS.md).
-DetectorVariant = Literal["short_range", "full_range", "full_range_sparse", "full_range_int8"]
+# BlazeFace variants (one model file each, see vision/detectors/blazeface.py, models/MODELS.md).
+BlazeFaceVariant = Literal["short_range", "full_range", "full_range_sparse", "full_range_int8"]
+# YuNet sizes (vision/detectors/yunet.py): n has 75 k parameters, s 55 k.
+YuNetModel = Literal["yunet_n", "yunet_s"]
+# Every detector by one name: the command line's --detector and the short form of
+# `vision.detector` in the config. A YuNet name is int8 unless it ends in _float32.
+DetectorName = Literal[
+    "short_range",
+    "full_range",
+    "full_range_sparse",
+    "full_range_int8",
+    "yunet_n",
+    "yunet_n_float32",
+    "yunet_s",
+    "yunet_s_float32",
+]
 # Which age and gender models run.
 Precision = Literal["int8", "float32"]
 # Where models run: the CPU, or a Coral Edge TPU through its delegate.
@@ -62,15 +76,17 @@ class Box(NamedTuple):
 
 
 class Landmarks(NamedTuple):
-    """BlazeFace's six keypoints. "right" and "left" are the subject's own sides, so the
-    right eye appears on the left of an unmirrored image."""
+    """The face's keypoints. "right" and "left" are the subject's own sides, so the right eye
+    appears on the left of an unmirrored image. Every detector gives the eye centres, the nose
+    tip and the mouth centre (what the alignment uses); BlazeFace also gives the ears (tragion
+    points), YuNet does not."""
 
     right_eye: Point
     left_eye: Point
     nose_tip: Point
     mouth: Point
-    right_ear: Point
-    left_ear: Point
+    right_ear: Point | None = None
+    left_ear: Point | None = None
 
     def pose(self) -> Pose:
         """How far the face is turned: approximate yaw, pitch and roll in degrees."""
@@ -88,7 +104,9 @@ class Detection:
     def translated(self, dx: float, dy: float) -> Detection:
         """The same detection in a frame whose origin is moved by (-dx, -dy)."""
         box = Box(self.box.x0 + dx, self.box.y0 + dy, self.box.x1 + dx, self.box.y1 + dy)
-        landmarks = Landmarks(*(Point(p.x + dx, p.y + dy) for p in self.landmarks))
+        landmarks = Landmarks(
+            *(None if p is None else Point(p.x + dx, p.y + dy) for p in self.landmarks)
+        )
         return Detection(box, self.score, landmarks)
 
 
@@ -97,7 +115,7 @@ class FaceQuality:
     """How much an estimate from this face can be trusted."""
 
     width_px: float  # inter-ocular based face width, robust to loose boxes
-    yaw_deg: float  # approximate, from nose and ear keypoints; 0 is facing the camera
+    yaw_deg: float  # approximate, from the nose between the ears (or eyes); 0 faces the camera
     pitch_deg: float  # approximate, from nose position between eyes and mouth
     roll_deg: float  # in-plane tilt of the eye line (alignment removes it)
     sharpness: float  # variance of the Laplacian of the grey age chip
@@ -132,6 +150,7 @@ class Face:
             "landmarks": {
                 name: [round(p.x, 1), round(p.y, 1)]
                 for name, p in self.detection.landmarks._asdict().items()
+                if p is not None
             },
             "gender": self.gender.value,
             "p_female": None if self.p_female is None else round(self.p_female, 3),
@@ -171,11 +190,78 @@ class AnalyzerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BlazeFaceSettings:
+    """MediaPipe BlazeFace: the whole frame letterboxed to 192 px (full range) or 128 px."""
+
+    type: Literal["blazeface"] = "blazeface"
+    variant: BlazeFaceVariant = "full_range_int8"
+    min_score: float = 0.5
+
+    @property
+    def name(self) -> DetectorName:
+        return self.variant
+
+
+@dataclass(frozen=True, slots=True)
+class YuNetSettings:
+    """libfacedetection's YuNet: the frame scaled, keeping its shape, to `input_pixels`."""
+
+    type: Literal["yunet"] = "yunet"
+    model: YuNetModel = "yunet_s"
+    precision: Precision = "int8"
+    # The model's cost goes with the pixels it sees; more finds smaller faces. 640 x 360: a
+    # 1280x720 frame is halved, a 640x480 one shrunk to 554x416, a 400x300 photo enlarged.
+    input_pixels: int = 640 * 360
+    # Most of what scores 0.5 to 0.6 in crowd photos is a real face, blurred or far.
+    min_score: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.input_pixels < 32 * 32:
+            raise ValueError(f"input_pixels must be at least 1024, got {self.input_pixels}")
+
+    @property
+    def name(self) -> DetectorName:
+        return self.model if self.precision == "int8" else f"{self.model}_float32"  # type: ignore[return-value]
+
+
+# A detector family's settings; `type` says which family (vision/detectors/).
+DetectorSettings = BlazeFaceSettings | YuNetSettings
+
+
+def detector_settings(
+    name: DetectorName, *, min_score: float | None = None, input_pixels: int | None = None
+) -> DetectorSettings:
+    """The settings a detector name stands for; `min_score`/`input_pixels` None: its
+    defaults."""
+    if name.startswith("yunet_"):
+        model, _, precision = name.partition("_float")
+        options: dict[str, object] = {"model": model}
+        if precision:
+            options["precision"] = "float32"
+        if input_pixels is not None:
+            options["input_pixels"] = input_pixels
+        if min_score is not None:
+            options["min_score"] = min_score
+        return YuNetSettings(**options)  # type: ignore[arg-type]
+    if name not in ("short_range", "full_range", "full_range_sparse", "full_range_int8"):
+        raise ValueError(f"unknown detector {name!r}")
+    if min_score is None:
+        return BlazeFaceSettings(variant=name)
+    return BlazeFaceSettings(variant=name, min_score=min_score)
+
+
+@dataclass(frozen=True, slots=True)
 class VisionSettings:
     models_dir: Path
-    detector: DetectorVariant = "full_range_int8"
-    min_detection_score: float = 0.5
+    detector: DetectorSettings = BlazeFaceSettings()
     precision: Precision = "int8"
     num_threads: int = 1
     delegate: Delegate = "cpu"
     analyzer: AnalyzerSettings = AnalyzerSettings()
+
+
+# The width of an adult face looking at the camera, in metres: the "face width" of
+# docs/deployment.md's camera tables (face_px = focal_px * FACE_WIDTH_M / distance) and the
+# ruler of scripts/face_size_sweep.py. `FaceQuality.width_px` measures a narrower span, about
+# 0.7 of it (docs/deployment.md, `vision.quality.min_face_px`).
+FACE_WIDTH_M = 0.16

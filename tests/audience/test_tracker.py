@@ -8,7 +8,7 @@ import pytest
 
 from edge_agent.audience.tracker import Tracker
 from edge_agent.audience.values import TrackerSettings, TrackState
-from edge_agent.vision.detector import FaceDetector
+from edge_agent.vision.detectors.blazeface import BlazeFaceDetector
 from edge_agent.vision.values import Box, Detection, Landmarks, Point
 
 FPS = 15.0
@@ -16,8 +16,8 @@ SIZE = (640, 480)
 
 
 @pytest.fixture(scope="module")
-def detector(models_dir) -> FaceDetector:
-    return FaceDetector(models_dir)
+def detector(models_dir) -> BlazeFaceDetector:
+    return BlazeFaceDetector(models_dir)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def render(positions: dict[str, tuple[int, int]], people: dict[str, np.ndarray])
     return frame
 
 
-def run(tracker: Tracker, detector: FaceDetector, frames: list[tuple[float, np.ndarray]]):
+def run(tracker: Tracker, detector: BlazeFaceDetector, frames: list[tuple[float, np.ndarray]]):
     return [tracker.update(detector.detect(image), t) for t, image in frames]
 
 

@@ -25,10 +25,11 @@ from edge_agent.sources.values import SourceSettings
 from edge_agent.telemetry.values import LinkSettings, TelemetrySettings
 from edge_agent.vision.values import (
     AnalyzerSettings,
+    BlazeFaceVariant,
     Delegate,
-    DetectorVariant,
     Precision,
     VisionSettings,
+    YuNetModel,
 )
 from tests.support.paths import REPO
 
@@ -106,8 +107,13 @@ def test_defaults_match_the_dataclasses_they_feed():
 
 def test_choices_match_the_vision_literals():
     # One home for these names: the config's choices are the vision stage's own Literals.
-    vision = Config.json_schema()["$defs"]["VisionConfig"]["properties"]
-    assert tuple(vision["detector"]["enum"]) == typing.get_args(DetectorVariant)
+    definitions = Config.json_schema()["$defs"]
+    vision = definitions["VisionConfig"]["properties"]
+    blazeface = definitions["BlazeFaceDetectorConfig"]["properties"]
+    yunet = definitions["YuNetDetectorConfig"]["properties"]
+    assert tuple(blazeface["variant"]["enum"]) == typing.get_args(BlazeFaceVariant)
+    assert tuple(yunet["model"]["enum"]) == typing.get_args(YuNetModel)
+    assert tuple(yunet["precision"]["enum"]) == typing.get_args(Precision)
     assert tuple(vision["precision"]["enum"]) == typing.get_args(Precision)
     assert tuple(vision["delegate"]["enum"]) == typing.get_args(Delegate)
 
@@ -139,12 +145,12 @@ tracking:
     config = load_config(path, environ=NO_ENV)
     vision = config.vision_settings()
     assert vision.models_dir == Path("/opt/models")
-    assert (vision.detector, vision.precision, vision.delegate) == (
+    assert (vision.detector.name, vision.precision, vision.delegate) == (
         "short_range",
         "float32",
         "edgetpu",
     )
-    assert (vision.min_detection_score, vision.num_threads) == (0.6, 3)
+    assert (vision.detector.min_score, vision.num_threads) == (0.6, 3)
     assert vision.analyzer.min_face_px == 30
     assert vision.analyzer.max_yaw_deg == 25
     assert vision.analyzer.gender_margin == 0.2
@@ -272,7 +278,7 @@ def test_out_of_range(tmp_path):
 def test_bad_detector_name_suggests_the_closest(tmp_path):
     problem = only(write(tmp_path, "vision:\n  detector: full_range_int\n"))
     assert (problem.line, problem.key_path) == (2, "vision.detector")
-    assert "'short_range', 'full_range', 'full_range_sparse' or 'full_range_int8'" in (
+    assert "'short_range', 'full_range', 'full_range_sparse', 'full_range_int8', 'yunet_n'" in (
         problem.message
     )
     assert problem.message.endswith("did you mean 'full_range_int8'?")

@@ -18,7 +18,7 @@ def needed_model_names(config: Config) -> list[str]:
 
     vision = config.vision
     return [
-        detector_model(vision.detector),
+        detector_model(vision.detector_settings()),
         gender_model(vision.precision),
         age_model(vision.precision),
     ]

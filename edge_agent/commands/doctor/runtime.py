@@ -80,7 +80,8 @@ def check_runtime(doctor: DoctorRun) -> CheckResult:
     return CheckResult(
         "runtime",
         Status.PASS,
-        f"{distribution} {version}; {vision.detector} + {vision.precision} age/gender on"
+        f"{distribution} {version}; {vision.detector_settings().name} +"
+        f" {vision.precision} age/gender on"
         f" {vision.delegate}, {vision.threads} thread{'' if vision.threads == 1 else 's'}:"
         f" a blank 640x480 frame in {elapsed_ms:.0f} ms",
     )

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from edge_agent.segments import Brackets
 from edge_agent.vision.analyzer import FaceAnalyzer, VisionPipeline
 from edge_agent.vision.attributes import AgeGenderEstimator
-from edge_agent.vision.detector import FaceDetector
+from edge_agent.vision.detectors.blazeface import BlazeFaceDetector
 from edge_agent.vision.values import Box, Detection, VisionSettings
 
 Mode = Literal["detect", "whole"]
@@ -91,7 +91,7 @@ def pad_canvas(image: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
     return padded, border
 
 
-def find_face(image: np.ndarray, detector: FaceDetector, mode: Mode) -> Detection | None:
+def find_face(image: np.ndarray, detector: BlazeFaceDetector, mode: Mode) -> Detection | None:
     """The labelled face in a tight crop, in the crop's own coordinates."""
     height, width = image.shape[:2]
     whole = Box(0, 0, width, height)
@@ -128,9 +128,9 @@ def evaluate(
 ) -> tuple[dict[str, object], Tally]:
     pipeline = VisionPipeline(settings)
     detector = pipeline.detector
-    if mode == "whole" and settings.detector != "short_range":
+    if mode == "whole" and settings.detector.name != "short_range":
         # Tight crops suit the short-range model; the configured one may be full-range.
-        detector = FaceDetector(
+        detector = BlazeFaceDetector(
             settings.models_dir, "short_range", num_threads=settings.num_threads
         )
     reference = (

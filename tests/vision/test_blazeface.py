@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.vision.detector import (
+from edge_agent.vision.detectors.blazeface import (
     ANCHOR_OPTIONS,
-    FaceDetector,
+    BlazeFaceDetector,
     letterbox,
     ssd_anchor_centers,
     weighted_nms,
@@ -21,8 +21,8 @@ ASTRONAUT_LEFT_EYE = (247, 105)
 
 
 @pytest.fixture(scope="module", params=list(ANCHOR_OPTIONS))
-def detector(request, models_dir) -> FaceDetector:
-    return FaceDetector(models_dir, request.param)
+def detector(request, models_dir) -> BlazeFaceDetector:
+    return BlazeFaceDetector(models_dir, request.param)
 
 
 def test_anchor_counts_match_mediapipe_layouts():
@@ -59,7 +59,7 @@ def test_finds_both_faces_in_one_frame(models_dir, astronaut, grace_hopper):
     frame = np.full((480, 1000, 3), 114, dtype=np.uint8)
     frame[0:480, 0:480] = astronaut[16:496, 16:496]
     frame[0:480, 500:980] = grace_hopper[40:520, 16:496]
-    detections = FaceDetector(models_dir, "full_range").detect(frame)
+    detections = BlazeFaceDetector(models_dir, "full_range").detect(frame)
     assert len(detections) == 2
     assert sorted(d.box.center.x < 500 for d in detections) == [False, True]
 
