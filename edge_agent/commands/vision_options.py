@@ -22,10 +22,11 @@ def add_vision_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--detector",
         choices=get_args(DetectorName),
-        default="full_range_int8",
-        help="face detector: full_range_int8 (default) and the other BlazeFace variants see the"
-        " frame at 192 or 128 px (faces from ~7.5%% of its width, docs/deployment.md);"
-        " yunet_n, yunet_s (int8; _float32 twins) see it at --detector-pixels",
+        default="yunet_s",
+        help="face detector: yunet_s (default) and yunet_n (int8; _float32 twins) see the frame"
+        " at --detector-pixels and find faces from about 20 px; the BlazeFace variants"
+        " (full_range_int8 ...) see it at 192 or 128 px, faces from ~7.5%% of its width"
+        " (docs/deployment.md)",
     )
     group.add_argument(
         "--detector-pixels",

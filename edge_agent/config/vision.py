@@ -11,8 +11,8 @@ from pydantic import field_validator
 from edge_agent.config.base import ConfigModel, section, setting
 from edge_agent.config.detector import (
     DETECTOR_NAMES,
-    BlazeFaceDetectorConfig,
     DetectorConfig,
+    YuNetDetectorConfig,
     expand_detector_name,
 )
 from edge_agent.segments import DEFAULT_BRACKETS, DEFAULT_EDGES, Brackets
@@ -74,7 +74,7 @@ class VisionConfig(ConfigModel):
         " else the checkout's `models/` folder, else /opt/edge-agent/models (scripts/install.sh).",
     )
     detector: DetectorConfig = setting(
-        BlazeFaceDetectorConfig(),
+        YuNetDetectorConfig(),
         "Face detector",
         "The face detector family and its options: a mapping with `type: yunet` (keys model,"
         " precision, input_pixels) or `type: blazeface` (key variant), or a detector name as a"

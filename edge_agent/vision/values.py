@@ -253,7 +253,7 @@ def detector_settings(
 @dataclass(frozen=True, slots=True)
 class VisionSettings:
     models_dir: Path
-    detector: DetectorSettings = BlazeFaceSettings()
+    detector: DetectorSettings = YuNetSettings()
     precision: Precision = "int8"
     num_threads: int = 1
     delegate: Delegate = "cpu"

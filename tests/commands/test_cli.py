@@ -57,7 +57,9 @@ def test_analyze_prints_json_per_face(tmp_path, capsys, astronaut):
 
 
 def test_analyze_non_face_gives_no_faces(tmp_path, capsys, non_faces):
-    image = write_rgb(tmp_path / "coffee.png", non_faces["coffee"])
+    # A scene the default detector leaves empty (what it wrongly finds in others, such as the
+    # coffee cup, is in tests/vision/test_yunet.py).
+    image = write_rgb(tmp_path / "rocket.png", non_faces["rocket"])
     assert main(["analyze", str(image)]) == 0
     assert json.loads(capsys.readouterr().out)["faces"] == []
 

@@ -29,11 +29,15 @@ from edge_agent.commands.doctor.service import KIOSK_SERVICE, service_result
 from edge_agent.installed import default_models_dir
 from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.stage import OUTBOX_FILE
+from edge_agent.vision.models import detector_model
+from edge_agent.vision.values import VisionSettings
 from tests.support.mqtt_broker import free_port
 from tests.support.paths import REPO
 
 ASTRONAUT = REPO / "samples" / "astronaut.jpg"
-NEEDED_MODELS = ("face_detection_full_range_int8.tflite", "gender_int8.tflite", "age_int8.tflite")
+# What a default config loads: the default detector and the int8 age and gender models.
+DEFAULT_DETECTOR_MODEL = detector_model(VisionSettings(models_dir=Path()).detector)
+NEEDED_MODELS = (DEFAULT_DETECTOR_MODEL, "gender_int8.tflite", "age_int8.tflite")
 
 
 @pytest.fixture(autouse=True)
@@ -226,7 +230,7 @@ def test_run_refuses_a_bad_model_with_the_message_doctor_shows(tmp_path, capsys,
     doctor's models row says exactly the same."""
     models = tmp_path / "models"
     shutil.copytree(default_models_dir(), models, ignore=shutil.ignore_patterns("*float32*"))
-    detector = models / "face_detection_full_range_int8.tflite"
+    detector = models / DEFAULT_DETECTOR_MODEL
     if damage == "missing":
         detector.unlink()
     else:

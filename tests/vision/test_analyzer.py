@@ -14,6 +14,7 @@ from edge_agent.vision.values import (
     Landmarks,
     Point,
     VisionSettings,
+    detector_settings,
 )
 from tests.support.images import place
 
@@ -71,7 +72,12 @@ def _rotate(image: np.ndarray, degrees: float, scale: float) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (width, height), borderValue=(114, 114, 114))
 
 
-def test_roll_is_measured_from_the_eye_line(pipeline, astronaut):
+def test_roll_is_measured_from_the_eye_line(models_dir, astronaut):
+    # BlazeFace's eye points follow a tilted head; YuNet's barely do (a 20 degree tilt reads as
+    # 2-3 degrees, in OpenCV's own YuNet too), so the eye-line reading is checked on BlazeFace.
+    pipeline = VisionPipeline(
+        VisionSettings(models_dir=models_dir, detector=detector_settings("full_range_int8"))
+    )
     upright = only_face(pipeline, astronaut).quality.roll_deg
     # OpenCV's positive angle turns the picture anticlockwise, lifting the right-hand eye.
     tilted = only_face(pipeline, _rotate(astronaut, 20, 1.0)).quality.roll_deg
@@ -98,8 +104,8 @@ def test_blurred_face_is_unknown(pipeline, astronaut):
 def test_turned_face_is_unknown(pipeline, astronaut):
     detection = pipeline.detector.detect(astronaut)[0]
     marks = detection.landmarks
-    # Nose and mouth swung most of the way to the right ear: a head turned ~60 degrees.
-    shift = 0.8 * (marks.right_ear.x - marks.nose_tip.x)
+    # Nose and mouth swung most of the way to the right eye: a head turned ~50 degrees.
+    shift = 0.8 * (marks.right_eye.x - marks.nose_tip.x)
     turned = marks._replace(
         nose_tip=Point(marks.nose_tip.x + shift, marks.nose_tip.y),
         mouth=Point(marks.mouth.x + shift / 2, marks.mouth.y),
