@@ -20,11 +20,10 @@ default. Per width it reports:
 docs/deployment.md computes (face_px = width_px / (2 tan(HFOV/2)) * 0.16 m / distance). A photo
 has no metres in it, so the ruler is the distance between the eye centres, taken as 63 mm (the
 adult mean): a face is scaled so that its eye distance is 63/160 of the target width. The eyes
-are measured at full size, in a crop the face fills, with the default detector (full_range_int8)
-whatever --detector is under test (its estimate there is also the "full size" one compared
-with). Faces
-turned by more than --max-source-yaw degrees at full size are left out, because their eye
-distance is foreshortened and the ruler would be wrong.
+are measured at full size, in a crop the face fills, with BlazeFace (full_range_int8), whose eye
+points follow a tilted head best, whatever --detector is under test (its estimate there is also
+the "full size" one compared with). Faces turned by more than --max-source-yaw degrees at full
+size are left out, because their eye distance is foreshortened and the ruler would be wrong.
 
 A face is only ever shrunk, never enlarged: widths above a face's full-size width skip that face
 (each row says how many trials it has).
@@ -42,7 +41,7 @@ Faces (no files are written other than --out):
   grey before the full-size detection.
 
 Usage: scripts/face_size_sweep.py [--widths 12:96:4] [--frame 1280x720] [--positions 8]
-                                  [--detector full_range_int8] [--min-detection-score 0.5]
+                                  [--detector yunet_s] [--min-detection-score 0.5]
                                   [--min-face-px 24]
                                   [--labels CSV|DIR [--limit 300]] [--out sweep.json]
 """
@@ -86,6 +85,7 @@ REPO = Path(__file__).resolve().parent.parent
 EYE_DISTANCE_M = 0.063  # mean adult distance between the pupils
 CANVAS_GREY = 114
 REFERENCE_DETECTOR = "full_range_int8"
+DEFAULT_DETECTOR = VisionSettings(models_dir=Path()).detector.name
 REASONS = ("too_small", "blurred", "turned_away", "gender_uncertain", "age_uncertain")
 
 
@@ -430,8 +430,8 @@ def main() -> int:
     )
     parser.add_argument("--no-mirror", action="store_true", help="do not add mirrored faces")
     parser.add_argument(
-        "--detector", default="full_range_int8", choices=get_args(DetectorName),
-        help="detector name (default full_range_int8)",
+        "--detector", default=DEFAULT_DETECTOR, choices=get_args(DetectorName),
+        help=f"detector name (default {DEFAULT_DETECTOR}, the daemon's)",
     )  # fmt: skip
     parser.add_argument(
         "--detector-pixels", type=int, default=None,

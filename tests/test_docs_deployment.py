@@ -84,8 +84,33 @@ def test_camera_table_follows_its_formula():
     assert checked >= 10
 
 
-def test_distance_thresholds_follow_from_the_fields_of_view():
-    rows = table_rows(DEPLOYMENT.read_text(), "| camera | face 7.5 % of the width (found) |")
+def test_default_detector_distances_follow_from_the_fields_of_view():
+    """Each cell is "A m (B m)": the distance at which a face is the header's width in px at
+    1280x720, and (in brackets) the header's second width at 640x480, the same lens."""
+    text = DEPLOYMENT.read_text()
+    heading = "| camera | found ("
+    header = text[text.index(heading) :].splitlines()[0]
+    widths = [
+        tuple(int(px) for px in re.findall(r"(\d+) px", cell)) for cell in header.split("|")[2:-1]
+    ]
+    rows = table_rows(text, heading)
+    assert len(rows) >= 4
+    for camera, *cells in rows:
+        hfov = float(re.search(r"\((\d+(?:\.\d+)?)°\)", camera).group(1))
+        per_metre = FACE_M / (2 * math.tan(math.radians(hfov / 2)))
+        for cell, (px_1280, px_640) in zip(cells, widths, strict=True):
+            at_1280, at_640 = (float(m) for m in re.findall(r"(\d+(?:\.\d+)?) m", cell))
+            # Rounded to 0.1 m in the table, to whole metres from 15 m on.
+            for metres, frame_px, face_px in ((at_1280, 1280, px_1280), (at_640, 640, px_640)):
+                expected = frame_px * per_metre / face_px
+                assert metres == pytest.approx(expected, abs=0.06 if expected < 15 else 0.6), (
+                    camera,
+                    face_px,
+                )
+
+
+def test_blazeface_distance_thresholds_follow_from_the_fields_of_view():
+    rows = table_rows(DEPLOYMENT.read_text(), "| camera, BlazeFace `full_range_int8` | face 7.5 %")
     for camera, *cells in rows:
         hfov = float(re.search(r"\((\d+(?:\.\d+)?)°\)", camera).group(1))
         per_metre = FACE_M / (2 * math.tan(math.radians(hfov / 2)))

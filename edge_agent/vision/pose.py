@@ -1,4 +1,4 @@
-"""Head pose from BlazeFace's keypoints: how far a face is turned from the camera.
+"""Head pose from the detector's keypoints: how far a face is turned from the camera.
 
 The analyzer gates age and gender on it (a face turned too far gets no estimate) and the
 audience stage decides from it whether a person looks at the screen, each with its own limits;
@@ -37,7 +37,7 @@ class Pose(NamedTuple):
 
 
 def estimate_pose(landmarks: Landmarks) -> Pose:
-    """Approximate (yaw, pitch, roll) in degrees from BlazeFace keypoints."""
+    """Approximate (yaw, pitch, roll) in degrees from the eye, nose, mouth (and ear) points."""
     right_eye, left_eye = np.array(landmarks.right_eye), np.array(landmarks.left_eye)
     nose, mouth = np.array(landmarks.nose_tip), np.array(landmarks.mouth)
     eye_vector = left_eye - right_eye

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from edge_agent.segments import Brackets
 from edge_agent.vision.analyzer import FaceAnalyzer, VisionPipeline
 from edge_agent.vision.attributes import AgeGenderEstimator
+from edge_agent.vision.detectors.base import Detector
 from edge_agent.vision.detectors.blazeface import BlazeFaceDetector
 from edge_agent.vision.values import Box, Detection, VisionSettings
 
@@ -91,7 +92,7 @@ def pad_canvas(image: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
     return padded, border
 
 
-def find_face(image: np.ndarray, detector: BlazeFaceDetector, mode: Mode) -> Detection | None:
+def find_face(image: np.ndarray, detector: Detector, mode: Mode) -> Detection | None:
     """The labelled face in a tight crop, in the crop's own coordinates."""
     height, width = image.shape[:2]
     whole = Box(0, 0, width, height)
