@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge_agent.audience.fusion import DemographicsFusion
 from edge_agent.audience.metrics import Audience
@@ -10,6 +11,8 @@ from edge_agent.audience.tracker import Tracker
 from edge_agent.audience.values import AudienceSettings, FusionSettings, TrackerSettings
 from edge_agent.pipeline import FramePipeline
 from edge_agent.sources.values import Frame
+from edge_agent.vision.analyzer import VisionPipeline
+from edge_agent.vision.values import VisionSettings, detector_settings
 from tests.support.images import ASTRONAUT_SEGMENT, place
 
 FPS = 10.0
@@ -38,3 +41,40 @@ def test_a_woman_stops_looks_and_leaves(pipeline, astronaut):
     assert report.segments == {ASTRONAUT_SEGMENT: 1}
     assert 2.0 <= report.dwell.max_s <= 2.5  # 25 frames at 10 fps
     assert all(r.times.total_ms > 0 for r in results)
+
+
+def faces_found_per_frame(pipeline, timeline) -> list[int]:
+    frames = FramePipeline(pipeline, Tracker(), DemographicsFusion(), Audience())
+    return [
+        frames.process(Frame(i, i / FPS, 1000 + i / FPS, image)).times.faces
+        for i, image in enumerate(timeline)
+    ]
+
+
+@pytest.mark.parametrize("full_scan_every", [1, 5])
+def test_between_full_scans_only_the_followed_faces_are_searched(
+    models_dir, astronaut, full_scan_every
+):
+    vision = VisionPipeline(VisionSettings(models_dir=models_dir, full_scan_every=full_scan_every))
+    one = place(astronaut, (1280, 720), (100, 100), 0.5)
+    two = one.copy()
+    two[100:356, 800:1056] = one[100:356, 100:356]  # a second face appears on the right
+    found = faces_found_per_frame(vision, [one] * 2 + [two] * 6)
+    if full_scan_every == 1:
+        assert found == [1, 1, 2, 2, 2, 2, 2, 2]
+    else:
+        # The first face is found on every frame by searching around it; the second only at the
+        # next full scan (frame 5), and from then on around it too.
+        assert found == [1, 1, 1, 1, 1, 2, 2, 2]
+
+
+def test_blazeface_scans_the_whole_frame_every_time(models_dir, astronaut):
+    vision = VisionPipeline(
+        VisionSettings(
+            models_dir=models_dir, detector=detector_settings("full_range_int8"), full_scan_every=5
+        )
+    )
+    one = place(astronaut, (640, 480), (10, 10), 0.6)
+    two = one.copy()
+    two[10:317, 330:637] = one[10:317, 10:317]
+    assert faces_found_per_frame(vision, [one, one, two, two]) == [1, 1, 2, 2]

@@ -70,6 +70,7 @@ class Config(ConfigModel):
         return VisionSettings(
             models_dir=vision.models_dir or default_models_dir(),
             detector=vision.detector_settings(),
+            full_scan_every=vision.full_scan_every,
             precision=vision.precision,
             num_threads=vision.threads,
             delegate=vision.delegate,

@@ -16,7 +16,7 @@ from edge_agent.config.detector import (
     expand_detector_name,
 )
 from edge_agent.segments import DEFAULT_BRACKETS, DEFAULT_EDGES, Brackets
-from edge_agent.vision.values import Delegate, DetectorSettings, Precision
+from edge_agent.vision.values import FULL_SCAN_EVERY, Delegate, DetectorSettings, Precision
 
 
 class QualityConfig(ConfigModel):
@@ -88,6 +88,16 @@ class VisionConfig(ConfigModel):
         " false ones.",
         gt=0,
         lt=1,
+    )
+    full_scan_every: int = setting(
+        FULL_SCAN_EVERY,
+        "Full scan every",
+        "The daemon searches the whole frame once every this many frames and, in between, only"
+        " around the faces it is following; a new face is found at the next full scan. 1: the"
+        " whole frame every time (the cost of a full scan on every frame). YuNet only; BlazeFace"
+        " always scans the whole frame.",
+        ge=1,
+        le=100,
     )
     precision: Precision = setting(
         "int8",

@@ -250,10 +250,15 @@ def detector_settings(
     return BlazeFaceSettings(variant=name, min_score=min_score)
 
 
+# Between full scans the daemon searches only around its tracks (pipeline.py).
+FULL_SCAN_EVERY = 5
+
+
 @dataclass(frozen=True, slots=True)
 class VisionSettings:
     models_dir: Path
     detector: DetectorSettings = YuNetSettings()
+    full_scan_every: int = FULL_SCAN_EVERY
     precision: Precision = "int8"
     num_threads: int = 1
     delegate: Delegate = "cpu"

@@ -3,7 +3,7 @@ size and returns them in that frame's pixels, and the geometry helpers the famil
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -15,6 +15,22 @@ class Detector(Protocol):
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 HxWx3 image, best first; boxes and landmarks in its pixels."""
+        ...
+
+
+@runtime_checkable
+class RegionDetector(Protocol):
+    """A detector that can also search only parts of a frame, seeing them as a whole-frame
+    scan would (YuNet; a fixed-input model such as BlazeFace cannot)."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+    def detect_regions(
+        self, image: np.ndarray, regions: list[tuple[int, int, int, int]]
+    ) -> list[Detection]:
+        """Faces inside these (x0, y0, x1, y1) parts of the image, in the image's pixels."""
         ...
 
 

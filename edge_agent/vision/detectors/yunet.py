@@ -15,6 +15,7 @@ where dlib's mean face has it; there are no ear keypoints (pose falls back to th
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,7 @@ import numpy as np
 
 from edge_agent.vision import align
 from edge_agent.vision.detectors.base import iou_one_to_many
+from edge_agent.vision.detectors.tiling import merge_overlapping
 from edge_agent.vision.models import detector_model, model_path
 from edge_agent.vision.runtime import TfliteModel
 from edge_agent.vision.values import Box, Delegate, Detection, Landmarks, Point, YuNetSettings
@@ -87,7 +89,12 @@ def scale_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class YuNetDetector:
-    """Finds faces in RGB frames of any size; boxes and keypoints come back in frame pixels."""
+    """Finds faces in RGB frames of any size; boxes and keypoints come back in frame pixels.
+
+    `detect_regions` searches only parts of a frame, at the scale a whole-frame scan would
+    use, so that a face looks the same to the model either way: the daemon's tracker uses it
+    between full scans (pipeline.py).
+    """
 
     def __init__(
         self,
@@ -99,12 +106,15 @@ class YuNetDetector:
     ) -> None:
         self.settings = settings or YuNetSettings()
         self.name = self.settings.name
-        self.model = TfliteModel(
-            model_path(models_dir, detector_model(self.settings)),
-            num_threads=num_threads,
-            delegate=delegate,
-        )
+        self._num_threads, self._delegate = num_threads, delegate
+        self._path = model_path(models_dir, detector_model(self.settings))
+        self.model = TfliteModel(self._path, num_threads=num_threads, delegate=delegate)
         self._layout: tuple[tuple[int, int, int, int], ...] = ()
+        # Region inputs change shape as people move; one interpreter per recent shape spares a
+        # reallocation per frame (0.5-2.5 ms each, measured).
+        self._region_models: OrderedDict[tuple[int, int], tuple[TfliteModel, _Layout]] = (
+            OrderedDict()
+        )
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
@@ -115,66 +125,117 @@ class YuNetDetector:
         canvas[:scaled_h, :scaled_w] = scale_image(image, scaled_w, scaled_h)
         self._prepare(input_h, input_w)
         outputs = self.model.run(canvas[np.newaxis])
-        boxes, keypoints, scores = self._decode(outputs, input_h)
-        if scores.size == 0:
-            return []
-        boxes /= scale
-        keypoints /= scale
-        return [
-            _detection(boxes[i], keypoints[i], float(scores[i]))
-            for i in _nms(boxes, scores, NMS_IOU)
-        ]
+        boxes, keypoints, scores = _decode(outputs, self._layout, self.settings.min_score)
+        return _detections(boxes / scale, keypoints / scale, scores)
+
+    def detect_regions(
+        self, image: np.ndarray, regions: list[tuple[int, int, int, int]]
+    ) -> list[Detection]:
+        """Faces in these (x0, y0, x1, y1) parts of the frame only, in frame pixels."""
+        height, width = image.shape[:2]
+        scale = input_size(width, height, self.settings.input_pixels)[0]
+        found: list[Detection] = []
+        for x0, y0, x1, y1 in regions:
+            scaled_w = max(1, round((x1 - x0) * scale))
+            scaled_h = max(1, round((y1 - y0) * scale))
+            # Whole steps of 64 keep the number of input shapes, hence interpreters, small.
+            input_w = max(_REGION_STEP, math.ceil(scaled_w / _REGION_STEP) * _REGION_STEP)
+            input_h = max(_REGION_STEP, math.ceil(scaled_h / _REGION_STEP) * _REGION_STEP)
+            canvas = np.zeros((input_h, input_w, 3), dtype=np.uint8)
+            canvas[:scaled_h, :scaled_w] = scale_image(image[y0:y1, x0:x1], scaled_w, scaled_h)
+            model, layout = self._region_model(input_h, input_w)
+            outputs = model.run(canvas[np.newaxis])
+            boxes, keypoints, scores = _decode(outputs, layout, self.settings.min_score)
+            # The crop's own scale, which rounding makes differ a little from `scale`.
+            boxes[:, 0::2] = boxes[:, 0::2] * (x1 - x0) / scaled_w + x0
+            boxes[:, 1::2] = boxes[:, 1::2] * (y1 - y0) / scaled_h + y0
+            keypoints[..., 0] = keypoints[..., 0] * (x1 - x0) / scaled_w + x0
+            keypoints[..., 1] = keypoints[..., 1] * (y1 - y0) / scaled_h + y0
+            found += _detections(boxes, keypoints, scores)
+        return merge_overlapping(found, NMS_IOU)
+
+    def _region_model(self, input_h: int, input_w: int) -> tuple[TfliteModel, _Layout]:
+        key = (input_h, input_w)
+        if key in self._region_models:
+            self._region_models.move_to_end(key)
+            return self._region_models[key]
+        model = TfliteModel(self._path, num_threads=self._num_threads, delegate=self._delegate)
+        model.resize_input((1, input_h, input_w, 3))
+        entry = (model, _layout(model, input_h))
+        self._region_models[key] = entry
+        if len(self._region_models) > _REGION_MODELS:
+            self._region_models.popitem(last=False)
+        return entry
 
     def _prepare(self, input_h: int, input_w: int) -> None:
-        """Resize the model's input to this frame's size (once per size) and find, for each
-        stride, which outputs are its scores, box and keypoints (by shape: names differ)."""
+        """Resize the model's input to this frame's size (once per size)."""
         shape = (1, input_h, input_w, 3)
         if self._layout and self.model.input.shape == shape:
             return
         self.model.resize_input(shape)
-        layout = []
-        for stride in STRIDES:
-            rows = input_h // stride
-            ones, box, points = [], None, None
-            for index, spec in enumerate(self.model.outputs):
-                if spec.shape[1] != rows:
-                    continue
-                if spec.shape[-1] == 1:
-                    ones.append(index)
-                elif spec.shape[-1] == 4:
-                    box = index
-                elif spec.shape[-1] == 10:
-                    points = index
-            if len(ones) != 2 or box is None or points is None:
-                shapes = [spec.shape for spec in self.model.outputs]
-                raise ValueError(f"{self.model.path.name}: unexpected outputs {shapes}")
-            # Class and objectness enter the score as a product: their order does not matter.
-            layout.append((ones[0], ones[1], box, points))
-        self._layout = tuple(layout)
+        self._layout = _layout(self.model, input_h)
 
-    def _decode(
-        self, outputs: tuple[np.ndarray, ...], input_h: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        all_boxes, all_points, all_scores = [], [], []
-        threshold = self.settings.min_score**2
-        for stride, (cls, obj, box, points) in zip(STRIDES, self._layout, strict=True):
-            product = np.clip(outputs[cls][0, ..., 0], 0, 1) * np.clip(
-                outputs[obj][0, ..., 0], 0, 1
-            )
-            rows, cols = np.nonzero(product >= threshold)
-            if rows.size == 0:
+
+# Per stride: the output positions of its two scores, its box and its keypoints.
+_Layout = tuple[tuple[int, int, int, int], ...]
+_REGION_STEP = 64
+_REGION_MODELS = 8
+
+
+def _layout(model: TfliteModel, input_h: int) -> _Layout:
+    """For each stride, which outputs are its scores, box and keypoints (by shape: names
+    differ between conversions)."""
+    layout = []
+    for stride in STRIDES:
+        rows = input_h // stride
+        ones, box, points = [], None, None
+        for index, spec in enumerate(model.outputs):
+            if spec.shape[1] != rows:
                 continue
-            cells = np.stack([cols, rows], axis=1).astype(np.float32)
-            raw = outputs[box][0, rows, cols]
-            centres = (cells + raw[:, :2]) * stride
-            sizes = np.exp(raw[:, 2:4]) * stride
-            all_boxes.append(np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1))
-            marks = outputs[points][0, rows, cols].reshape(-1, 5, 2)
-            all_points.append((marks + cells[:, None, :]) * stride)
-            all_scores.append(np.sqrt(product[rows, cols]))
-        if not all_scores:
-            return np.zeros((0, 4)), np.zeros((0, 5, 2)), np.zeros(0)
-        return np.concatenate(all_boxes), np.concatenate(all_points), np.concatenate(all_scores)
+            if spec.shape[-1] == 1:
+                ones.append(index)
+            elif spec.shape[-1] == 4:
+                box = index
+            elif spec.shape[-1] == 10:
+                points = index
+        if len(ones) != 2 or box is None or points is None:
+            shapes = [spec.shape for spec in model.outputs]
+            raise ValueError(f"{model.path.name}: unexpected outputs {shapes}")
+        # Class and objectness enter the score as a product: their order does not matter.
+        layout.append((ones[0], ones[1], box, points))
+    return tuple(layout)
+
+
+def _detections(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[Detection]:
+    if scores.size == 0:
+        return []
+    return [
+        _detection(boxes[i], keypoints[i], float(scores[i])) for i in _nms(boxes, scores, NMS_IOU)
+    ]
+
+
+def _decode(
+    outputs: tuple[np.ndarray, ...], layout: _Layout, min_score: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes, keypoints and scores of the cells scoring at least `min_score`, in input pixels."""
+    all_boxes, all_points, all_scores = [], [], []
+    threshold = min_score**2
+    for stride, (cls, obj, box, points) in zip(STRIDES, layout, strict=True):
+        product = np.clip(outputs[cls][0, ..., 0], 0, 1) * np.clip(outputs[obj][0, ..., 0], 0, 1)
+        rows, cols = np.nonzero(product >= threshold)
+        if rows.size == 0:
+            continue
+        cells = np.stack([cols, rows], axis=1).astype(np.float32)
+        raw = outputs[box][0, rows, cols]
+        centres = (cells + raw[:, :2]) * stride
+        sizes = np.exp(raw[:, 2:4]) * stride
+        all_boxes.append(np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1))
+        marks = outputs[points][0, rows, cols].reshape(-1, 5, 2)
+        all_points.append((marks + cells[:, None, :]) * stride)
+        all_scores.append(np.sqrt(product[rows, cols]))
+    if not all_scores:
+        return np.zeros((0, 4)), np.zeros((0, 5, 2)), np.zeros(0)
+    return np.concatenate(all_boxes), np.concatenate(all_points), np.concatenate(all_scores)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
