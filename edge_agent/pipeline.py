@@ -76,7 +76,9 @@ class FramePipeline:
     def _detect(self, image: np.ndarray) -> list[Detection]:
         """The whole frame every `full_scan_every` frames; in between, where the tracks are."""
         detector = self.vision.detector
-        if not isinstance(detector, RegionDetector) or self._frames_to_full_scan <= 0:
+        # An Edge TPU model is compiled for one input size; regions come in many.
+        regional = isinstance(detector, RegionDetector) and self.vision.settings.delegate == "cpu"
+        if not regional or self._frames_to_full_scan <= 0:
             self._frames_to_full_scan = self.vision.settings.full_scan_every - 1
             return detector.detect(image)
         self._frames_to_full_scan -= 1

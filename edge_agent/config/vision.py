@@ -94,8 +94,8 @@ class VisionConfig(ConfigModel):
         "Full scan every",
         "The daemon searches the whole frame once every this many frames and, in between, only"
         " around the faces it is following; a new face is found at the next full scan. 1: the"
-        " whole frame every time (the cost of a full scan on every frame). YuNet only; BlazeFace"
-        " always scans the whole frame.",
+        " whole frame every time (the cost of a full scan on every frame). YuNet on the CPU"
+        " only: BlazeFace and the Edge TPU always scan the whole frame.",
         ge=1,
         le=100,
     )
