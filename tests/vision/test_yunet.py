@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_agent.vision.detectors import make_detector
-from edge_agent.vision.detectors.yunet import YuNetDetector, input_size
+from edge_agent.vision.detectors.yunet import YuNetDetector, blazeface_box, input_size, yunet_box
 from edge_agent.vision.values import (
     Box,
     Detection,
@@ -114,3 +114,12 @@ def test_input_size_keeps_the_pixel_budget_and_the_frame_shape(frame, pixels, ex
 def test_settings_refuse_a_tiny_budget():
     with pytest.raises(ValueError, match="input_pixels"):
         YuNetSettings(input_pixels=100)
+
+
+def test_the_blazeface_shaped_box_can_be_undone():
+    raw = np.array([100.0, 50.0, 160.0, 130.0])
+    assert yunet_box(blazeface_box(raw)) == pytest.approx(tuple(raw))
+    reshaped = blazeface_box(raw)
+    # BlazeFace's box is wider and shorter than YuNet's, its centre lower.
+    assert reshaped.x1 - reshaped.x0 > 60 and reshaped.y1 - reshaped.y0 < 80
+    assert (reshaped.y0 + reshaped.y1) / 2 > 90

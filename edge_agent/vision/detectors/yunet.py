@@ -32,9 +32,10 @@ STRIDES = (8, 16, 32)
 NMS_IOU = 0.3  # OpenCV's FaceDetectorYN default
 # The project's face box is BlazeFace's, so that the tracker, the gates and every evaluation see
 # one shape whatever the detector. YuNet's boxes are narrower and reach higher (more forehead,
-# less chin); on 484 faces both found in real crowd photos (scripts/detector_calibration.py,
-# median ratios) YuNet's width was 0.920 of BlazeFace's, its height 1.174, and its centre
-# 0.056 of BlazeFace's height higher.
+# less chin). On faces both found in real crowd photos (scripts/detector_calibration.py on
+# faces-real-dev, median ratios) YuNet's width was 0.920 of BlazeFace's (484 faces, the first
+# conversion; 0.923 on 662 faces with the shipped float model), its height 1.174, and its
+# centre 0.056 of BlazeFace's height higher.
 _WIDTH_TO_BLAZEFACE = 1 / 0.920
 _HEIGHT_TO_BLAZEFACE = 1 / 1.174
 _SHIFT_DOWN = 0.056
@@ -264,6 +265,21 @@ def blazeface_box(box: np.ndarray) -> Box:
         float(centre_y - height / 2),
         float(centre_x + width / 2),
         float(centre_y + height / 2),
+    )
+
+
+def yunet_box(box: Box) -> tuple[float, float, float, float]:
+    """The box YuNet gave (x0, y0, x1, y1), from its BlazeFace-shaped one: `blazeface_box`
+    undone (scripts/detector_calibration.py measures YuNet's own boxes with it)."""
+    width = (box.x1 - box.x0) / _WIDTH_TO_BLAZEFACE
+    height = (box.y1 - box.y0) / _HEIGHT_TO_BLAZEFACE
+    centre_x = (box.x0 + box.x1) / 2
+    centre_y = (box.y0 + box.y1) / 2 - _SHIFT_DOWN * (box.y1 - box.y0)
+    return (
+        centre_x - width / 2,
+        centre_y - height / 2,
+        centre_x + width / 2,
+        centre_y + height / 2,
     )
 
 
