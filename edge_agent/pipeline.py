@@ -72,21 +72,27 @@ class FramePipeline:
         self._estimates: dict[int, PersonEstimate] = {}
         self._tracks: tuple[TrackedFace, ...] = ()
         self._frames_to_full_scan = 0
+        detector = vision.detector
+        # An Edge TPU model is compiled for one input size; regions come in many.
+        self._regional: RegionDetector | None = (
+            detector
+            if isinstance(detector, RegionDetector) and vision.settings.delegate == "cpu"
+            else None
+        )
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         """The whole frame every `full_scan_every` frames; in between, where the tracks are."""
-        detector = self.vision.detector
-        # An Edge TPU model is compiled for one input size; regions come in many.
-        regional = isinstance(detector, RegionDetector) and self.vision.settings.delegate == "cpu"
-        if not regional or self._frames_to_full_scan <= 0:
+        if self._regional is None or self._frames_to_full_scan <= 0:
             self._frames_to_full_scan = self.vision.settings.full_scan_every - 1
-            return detector.detect(image)
+            return self.vision.detector.detect(image)
         self._frames_to_full_scan -= 1
         if not self._tracks:
             return []
         height, width = image.shape[:2]
         boxes = (track.detection.box for track in self._tracks)
-        return detector.detect_regions(image, regions_around(boxes, width, height, REGION_MARGIN))
+        return self._regional.detect_regions(
+            image, regions_around(boxes, width, height, REGION_MARGIN)
+        )
 
     def process(self, frame: Frame) -> FrameResult:
         clock = time.perf_counter

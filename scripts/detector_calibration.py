@@ -42,7 +42,7 @@ from edge_agent.commands.evaluation.faces import load_rgb  # noqa: E402
 from edge_agent.installed import default_models_dir  # noqa: E402
 from edge_agent.vision.detectors.blazeface import BlazeFaceDetector  # noqa: E402
 from edge_agent.vision.detectors.yunet import YuNetDetector, yunet_box  # noqa: E402
-from edge_agent.vision.pose import estimate_pose  # noqa: E402
+from edge_agent.vision.pose import NOSE_TO_EYE_RATIO, estimate_pose  # noqa: E402
 from edge_agent.vision.values import Detection, YuNetSettings  # noqa: E402
 
 MIN_YAW_DEG = 5.0  # below this the asymmetry is mostly noise and says little about k
@@ -67,14 +67,9 @@ def pairs(blazeface: list[Detection], yunet: list[Detection]) -> list[tuple[Dete
 
 
 def eye_asymmetry(face: Detection) -> float:
-    """(nose to right eye - nose to left eye) / their sum, along the eye line."""
-    marks = face.landmarks
-    right, left = np.array(marks.right_eye), np.array(marks.left_eye)
-    along = (left - right) / max(float(np.hypot(*(left - right))), 1e-6)
-    nose = np.array(marks.nose_tip)
-    to_right = abs(float((nose - right) @ along))
-    to_left = abs(float((left - nose) @ along))
-    return (to_right - to_left) / max(to_right + to_left, 1e-6)
+    """The nose's sideways offset between the eyes, as the pipeline's pose reads it: its
+    eye-based yaw is atan(asymmetry x NOSE_TO_EYE_RATIO), so the ratio in use cancels out."""
+    return math.tan(math.radians(estimate_pose(face.landmarks).yaw)) / NOSE_TO_EYE_RATIO
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,21 +30,27 @@ def regions_around(boxes: Iterable[Box], width: int, height: int, margin: float)
                 min(float(height), box.y1 + pad_y),
             ]
         )
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(grown)):
-            for j in range(i + 1, len(grown)):
-                a, b = grown[i], grown[j]
-                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
-                    grown[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del grown[j]
-                    merged = True
-                    break
-            if merged:
-                break
+    regions: list[list[float]] = []
+    for region in grown:
+        # Absorb every region this one touches; the union may touch earlier ones, so repeat.
+        touching = [other for other in regions if _touch(region, other)]
+        while touching:
+            for other in touching:
+                regions.remove(other)
+                region = [
+                    min(region[0], other[0]),
+                    min(region[1], other[1]),
+                    max(region[2], other[2]),
+                    max(region[3], other[3]),
+                ]
+            touching = [other for other in regions if _touch(region, other)]
+        regions.append(region)
     return [
         (int(x0), int(y0), round(x1), round(y1))
-        for x0, y0, x1, y1 in grown
+        for x0, y0, x1, y1 in regions
         if x1 - x0 >= 1 and y1 - y0 >= 1
     ]
+
+
+def _touch(a: list[float], b: list[float]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]

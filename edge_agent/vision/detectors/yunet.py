@@ -23,7 +23,6 @@ import numpy as np
 
 from edge_agent.vision import align
 from edge_agent.vision.detectors.base import iou_one_to_many
-from edge_agent.vision.detectors.tiling import merge_overlapping
 from edge_agent.vision.models import detector_model, model_path
 from edge_agent.vision.runtime import TfliteModel
 from edge_agent.vision.values import Box, Delegate, Detection, Landmarks, Point, YuNetSettings
@@ -135,7 +134,7 @@ class YuNetDetector:
         """Faces in these (x0, y0, x1, y1) parts of the frame only, in frame pixels."""
         height, width = image.shape[:2]
         scale = input_size(width, height, self.settings.input_pixels)[0]
-        found: list[Detection] = []
+        all_boxes, all_points, all_scores = [np.zeros((0, 4))], [np.zeros((0, 5, 2))], [np.zeros(0)]
         for x0, y0, x1, y1 in regions:
             scaled_w = max(1, round((x1 - x0) * scale))
             scaled_h = max(1, round((y1 - y0) * scale))
@@ -145,15 +144,20 @@ class YuNetDetector:
             canvas = np.zeros((input_h, input_w, 3), dtype=np.uint8)
             canvas[:scaled_h, :scaled_w] = scale_image(image[y0:y1, x0:x1], scaled_w, scaled_h)
             model, layout = self._region_model(input_h, input_w)
-            outputs = model.run(canvas[np.newaxis])
-            boxes, keypoints, scores = _decode(outputs, layout, self.settings.min_score)
-            # The crop's own scale, which rounding makes differ a little from `scale`.
-            boxes[:, 0::2] = boxes[:, 0::2] * (x1 - x0) / scaled_w + x0
-            boxes[:, 1::2] = boxes[:, 1::2] * (y1 - y0) / scaled_h + y0
-            keypoints[..., 0] = keypoints[..., 0] * (x1 - x0) / scaled_w + x0
-            keypoints[..., 1] = keypoints[..., 1] * (y1 - y0) / scaled_h + y0
-            found += _detections(boxes, keypoints, scores)
-        return merge_overlapping(found, NMS_IOU)
+            boxes, points, scores = _decode(
+                model.run(canvas[np.newaxis]), layout, self.settings.min_score
+            )
+            # Back to frame pixels, by the crop's own scale (rounding makes it differ a little
+            # from `scale`).
+            to_frame = np.array([(x1 - x0) / scaled_w, (y1 - y0) / scaled_h])
+            origin = np.array([x0, y0])
+            all_boxes.append((boxes.reshape(-1, 2, 2) * to_frame + origin).reshape(-1, 4))
+            all_points.append(points * to_frame + origin)
+            all_scores.append(scores)
+        # One suppression over every region, as over a whole frame.
+        return _detections(
+            np.concatenate(all_boxes), np.concatenate(all_points), np.concatenate(all_scores)
+        )
 
     def _region_model(self, input_h: int, input_w: int) -> tuple[TfliteModel, _Layout]:
         key = (input_h, input_w)
