@@ -25,11 +25,19 @@ from edge_agent.sources.values import Frame
 from edge_agent.vision.analyzer import VisionPipeline
 from edge_agent.vision.detectors.base import RegionDetector
 from edge_agent.vision.detectors.regions import regions_around
-from edge_agent.vision.values import Detection
+from edge_agent.vision.values import Box, Detection
 
 # A face's region between full scans: its box grown by this share of its size on each side.
 # At 30 frames/s a person walking across at 1.5 m/s moves about a face width per 3 frames.
 REGION_MARGIN = 1.0
+# A box within this share of its width of the frame's edge (or past it) is a face the frame
+# may cut off: its chip would be part padding, and an estimate from it a guess.
+EDGE_MARGIN = 0.02
+
+
+def cut_off(box: Box, width: int, height: int) -> bool:
+    margin = EDGE_MARGIN * box.width
+    return box.x0 < margin or box.y0 < margin or box.x1 > width - margin or box.y1 > height - margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +89,19 @@ class FramePipeline:
         )
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
-        """The whole frame every `full_scan_every` frames; in between, where the tracks are."""
+        """The whole frame every `full_scan_every` frames; in between, where the tracks are,
+        and the whole frame coarsely."""
+        # Weak detections too: they keep tracks alive, and only the tracker uses them.
+        min_score = self.tracker.weakest_score
         if self._regional is None or self._frames_to_full_scan <= 0:
             self._frames_to_full_scan = self.vision.settings.full_scan_every - 1
-            return self.vision.detector.detect(image)
+            return self.vision.detector.detect(image, min_score)
         self._frames_to_full_scan -= 1
-        if not self._tracks:
-            return []
         height, width = image.shape[:2]
-        boxes = (track.detection.box for track in self._tracks)
+        boxes = (track.box for track in self._tracks)
+        # The coarse scan finds someone stepping up close at once, not at the next full scan.
         return self._regional.detect_regions(
-            image, regions_around(boxes, width, height, REGION_MARGIN)
+            image, regions_around(boxes, width, height, REGION_MARGIN), min_score, coarse=True
         )
 
     def process(self, frame: Frame) -> FrameResult:
@@ -103,10 +113,19 @@ class FramePipeline:
         self._tracks = update.tracks
         tracked = clock()
         classified = 0
+        sample_min_score = self.tracker.settings.confirm_min_score
+        height, width = frame.image.shape[:2]
         for detection_index, track_id in update.matches:
-            # Classify a person, not a frame: only until their estimate is final.
-            if self.fusion.needs_sample(track_id):
-                face = self.vision.analyzer.analyze(frame.image, detections[detection_index])
+            detection = detections[detection_index]
+            # Classify a person, not a frame: only until their estimate is final, only from
+            # confident detections (a weak one is often a poorly placed box), and only from
+            # whole faces.
+            if (
+                detection.score >= sample_min_score
+                and not cut_off(detection.box, width, height)
+                and self.fusion.needs_sample(track_id)
+            ):
+                face = self.vision.analyzer.analyze(frame.image, detection)
                 self._estimates[track_id] = self.fusion.add(track_id, face)
                 classified += 1
         classified_at = clock()

@@ -78,3 +78,36 @@ def test_blazeface_scans_the_whole_frame_every_time(models_dir, astronaut):
     two = one.copy()
     two[10:317, 330:637] = one[10:317, 10:317]
     assert faces_found_per_frame(vision, [one, one, two, two]) == [1, 1, 2, 2]
+
+
+def test_a_face_cut_off_by_the_frame_edge_is_counted_but_not_classified(pipeline, astronaut):
+    frames_pipeline = FramePipeline(
+        pipeline,
+        Tracker(TrackerSettings(lost_after_s=0.5)),
+        DemographicsFusion(FusionSettings(samples_needed=2)),
+        Audience(AudienceSettings(window_s=100, min_segment_size=1)),
+    )
+    whole = place(astronaut, (640, 480), (120, 0), 0.9)
+    # Half the face is past the left edge; the detector still finds it.
+    cut = np.full_like(whole, 114)
+    cut[:, :340] = whole[:, 300:]
+    timeline = [cut] * 15 + [np.full_like(whole, 114)] * 10
+    results = [
+        frames_pipeline.process(Frame(i, i / FPS, 1000 + i / FPS, image))
+        for i, image in enumerate(timeline)
+    ]
+    assert sum(r.times.faces > 0 for r in results) >= 10
+    assert sum(r.times.classified for r in results) == 0
+    report = frames_pipeline.flush(3.0, 1003.0)
+    assert report.passers_by == 1 and report.segments == {"unknown": 1}
+
+
+def test_someone_stepping_up_close_is_found_before_the_next_full_scan(models_dir, astronaut):
+    vision = VisionPipeline(VisionSettings(models_dir=models_dir, full_scan_every=5))
+    empty = np.full((480, 640, 3), 114, dtype=np.uint8)
+    near = place(astronaut, (640, 480), (120, 0), 0.9)  # a face about 90 px wide
+    far = place(astronaut, (640, 480), (120, 100), 0.25)  # about 25 px
+    # Frame 0 is a full scan; the faces arrive at frame 1, between full scans.
+    assert faces_found_per_frame(vision, [empty, near, near]) == [0, 1, 1]
+    # A small face waits for the next full scan (frame 5): the coarse scan leaves it alone.
+    assert faces_found_per_frame(vision, [empty] + [far] * 6) == [0, 0, 0, 0, 0, 1, 1]

@@ -7,7 +7,10 @@ Definitions (also in the README):
 - looking: the face is frontal within `viewer_max_yaw_deg` / `viewer_max_pitch_deg`, as read
   from its keypoints in that frame.
 - attention time: total time spent looking.
-- viewer: a passer-by who looked for at least `viewer_min_attention_s` without a break.
+- a look: from a frame in which the person is looking to the last such frame before a break
+  longer than `look_break_s` (plus one frame interval). A missed detection or one noisy pose
+  reading inside a look does not end it.
+- viewer: a passer-by whose longest look lasted at least `viewer_min_attention_s`.
 - current viewers: confirmed people looking right now.
 
 A person is counted once, in the window in which they leave, with their whole dwell and
@@ -37,9 +40,6 @@ from edge_agent.audience.values import (
 from edge_agent.segments import fold_small_segments
 from edge_agent.vision.values import Landmarks
 
-# Longer gaps between two frames of a track are not counted as attention.
-_MAX_ATTENTION_STEP_S = 0.5
-
 
 @dataclass(slots=True)
 class _Presence:
@@ -47,9 +47,10 @@ class _Presence:
     last_seen: float
     last_frame: float
     attention_s: float = 0.0
-    look_streak_s: float = 0.0
     longest_look_s: float = 0.0
-    looking_now: bool = False
+    looking_now: bool = False  # inside a look (it may be bridging a short break)
+    look_started: float = 0.0
+    last_looking: float = 0.0  # the last frame in which the person was seen looking
     confirmed: bool = False
     estimate: PersonEstimate = NO_ESTIMATE
 
@@ -122,7 +123,8 @@ class Audience:
     def _observe(
         self, presence: _Presence, matched: bool, landmarks: Landmarks, now: float
     ) -> None:
-        step = min(now - presence.last_frame, _MAX_ATTENTION_STEP_S)
+        frame_step = now - presence.last_frame
+        presence.last_frame = now
         looking = False
         if matched:
             yaw, pitch, _ = landmarks.pose()
@@ -130,14 +132,21 @@ class Audience:
                 abs(yaw) <= self.settings.viewer_max_yaw_deg
                 and abs(pitch) <= self.settings.viewer_max_pitch_deg
             )
-        if looking and presence.looking_now:
-            presence.attention_s += step
-            presence.look_streak_s += step
-            presence.longest_look_s = max(presence.longest_look_s, presence.look_streak_s)
-        elif not looking:
-            presence.look_streak_s = 0.0
-        presence.looking_now = looking
-        presence.last_frame = now
+        # A break as long as the look-break allowance beyond the normal frame spacing is
+        # bridged, so a look survives a missed detection or a noisy reading, at any frame rate.
+        allowed_break = self.settings.look_break_s + frame_step
+        if looking:
+            if presence.looking_now and now - presence.last_looking <= allowed_break:
+                presence.attention_s += now - presence.last_looking
+            else:
+                presence.look_started = now
+            presence.looking_now = True
+            presence.last_looking = now
+            presence.longest_look_s = max(
+                presence.longest_look_s, presence.last_looking - presence.look_started
+            )
+        elif presence.looking_now and now - presence.last_looking > allowed_break:
+            presence.looking_now = False
 
     def _end_visit(self, track_id: int) -> None:
         presence = self._presence.pop(track_id, None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_agent.segments import DEFAULT_BRACKETS, Brackets, Gender, segment_name
-from edge_agent.vision.values import Detection
+from edge_agent.vision.values import Box, Detection
 
 # --------------------------------------------------------------------------------------------
 # Tracking
@@ -29,10 +29,13 @@ class TrackState(StrEnum):
 class TrackerSettings:
     confirm_hits: int = 3  # detections before a track counts as a person
     confirm_within_s: float = 1.0  # ... and they must come this soon, or the track is dropped
-    # ... and one of them at least this confident: real faces score well above the detection
-    # threshold at some point, the odd textured patch that passes it does not (as ByteTrack
-    # starts tracks only from high-score detections).
+    # A track starts only from a detection this confident: real faces score well above the
+    # detection threshold at some point, the odd textured patch that passes it does not
+    # (ByteTrack's high threshold).
     confirm_min_score: float = 0.6
+    # Weaker detections down to this only continue a track seen a moment ago, where it was
+    # predicted to be: a blurred, turned or half-hidden face (ByteTrack's second stage).
+    low_score: float = 0.3
     lost_after_s: float = 1.5  # unseen this long: the person has left
     min_iou: float = 0.2  # to the predicted box, to be the same face ...
     max_keypoint_shift: float = 0.6  # ... or keypoints within this many face widths
@@ -56,6 +59,7 @@ class TrackedFace:
     first_seen: float  # monotonic seconds
     last_seen: float
     hits: int
+    box: Box  # where the tracker believes the face is now (the filtered, predicted box)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,7 @@ class AudienceSettings:
     viewer_max_yaw_deg: float = 30.0
     viewer_max_pitch_deg: float = 25.0
     viewer_min_attention_s: float = 1.0
+    look_break_s: float = 0.5  # a look survives a break this long (missed or noisy frames)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,14 @@ class AudienceConfig(ConfigModel):
     viewer_min_attention_s: float = setting(
         1.0,
         "Viewer attention",
-        "Seconds a person must look without a break to count as a viewer.",
+        "Seconds a person must look, in one look, to count as a viewer.",
+        ge=0,
+    )
+    look_break_s: float = setting(
+        0.5,
+        "Look break",
+        "A look survives a break this long (a missed detection, a blink of the head): only a"
+        " longer break, beyond one frame interval, ends it.",
         ge=0,
     )
     fusion_samples: int = setting(

@@ -22,10 +22,19 @@ class TrackingConfig(ConfigModel):
     confirm_min_score: float = setting(
         0.6,
         "Confident sighting",
-        "... and at least one of those detections must score this high: real faces do, the odd"
+        "A track starts only from a detection scoring this high: real faces do, the odd"
         " textured patch that passes the detection threshold does not.",
         ge=0,
         le=1,
+    )
+    low_score: float = setting(
+        0.3,
+        "Weak sighting",
+        "Weaker detections, down to this score, only continue a track seen a moment ago and"
+        " where it was predicted to be (a blurred, turned or half-hidden face); they never start"
+        " one.",
+        gt=0,
+        lt=1,
     )
     lost_after_s: float = setting(
         1.5,

@@ -54,6 +54,23 @@ def test_fusion_weights_good_samples_and_then_stops():
     assert fusion.needs_sample(7) and fusion.estimate(7).samples == 0
 
 
+def test_one_confident_outlier_cannot_flip_a_person():
+    fusion = DemographicsFusion(FusionSettings(samples_needed=5))
+    for p_female, age in ((0.1, 40), (0.15, 42), (0.99, 19), (0.2, 38), (0.1, 41)):
+        estimate = fusion.add(3, face(p_female, age))
+    assert estimate.gender is Gender.MALE
+    assert estimate.p_female == pytest.approx(0.15)
+    # The outlier's age does not drag the estimate either: the median is one of the four.
+    assert estimate.age_years == pytest.approx(40)
+
+
+def test_a_person_the_samples_disagree_on_is_unknown():
+    fusion = DemographicsFusion(FusionSettings(samples_needed=5))
+    for p_female in (0.1, 0.9, 0.2, 0.95, 0.15):
+        estimate = fusion.add(4, face(p_female, 30))
+    assert estimate.final and estimate.gender is Gender.UNKNOWN
+
+
 def test_unknown_faces_add_nothing():
     fusion = DemographicsFusion(FusionSettings(samples_needed=2))
     unknown = Face(detection(0), FaceQuality(10, 0, 0, 0, 500, 0.9), None, Gender.UNKNOWN,
@@ -77,15 +94,17 @@ def run_visit(audience, tracker, frames, estimate_by_id=None, start=0.0):
 
 def test_viewer_needs_a_long_enough_look_and_dwell_is_measured():
     tracker = Tracker(TrackerSettings(confirm_hits=2, lost_after_s=0.5))
-    audience = Audience(AudienceSettings(window_s=10, min_segment_size=1))
+    audience = Audience(AudienceSettings(window_s=10, min_segment_size=1, look_break_s=0.25))
     looker = [[detection(100)]] * 20  # looks for 2 s
-    glancer = [[detection(400, turned=(i % 5 != 0))] for i in range(20)]  # never 1 s straight
+    # Glances once a second: each glance is a look of its own, none lasts 1 s.
+    glancer = [[detection(400, turned=(i % 10 != 0))] for i in range(20)]
     frames = [a + b for a, b in zip(looker, glancer, strict=True)] + [[]] * 8
     snapshots, _ = run_visit(audience, tracker, frames)
     assert max(s.present for s in snapshots) == 2
-    # Current viewers is instantaneous: the glancer counts only in the frames it looks.
+    # The glancer counts as a current viewer from a glance until the break outlasts the
+    # allowance (0.25 s beyond the 0.1 s frame interval).
     assert [s.viewers_now for s in snapshots[2:20]] == [
-        2 if i % 5 == 0 else 1 for i in range(2, 20)
+        2 if i % 10 <= 3 else 1 for i in range(2, 20)
     ]
     report = audience.flush(3.0, 1003.0, {})
     assert report.passers_by == 2 and report.viewers == 1
@@ -93,6 +112,29 @@ def test_viewer_needs_a_long_enough_look_and_dwell_is_measured():
     assert report.dwell.median_s == pytest.approx(1.9, abs=0.01)
     assert report.attention.count == 1
     assert report.attention.max_s == pytest.approx(1.9, abs=0.01)
+
+
+def test_a_missed_frame_or_a_noisy_reading_does_not_end_a_look():
+    tracker = Tracker(TrackerSettings(confirm_hits=2, lost_after_s=0.5))
+    audience = Audience(AudienceSettings(window_s=10, min_segment_size=1, look_break_s=0.3))
+    # Looks for 1.5 s, with a missed detection at 0.4 s and a turned reading at 0.9 s.
+    frames = [[] if i == 4 else [detection(100, turned=(i == 9))] for i in range(16)] + [[]] * 8
+    snapshots, _ = run_visit(audience, tracker, frames)
+    assert all(s.viewers_now == 1 for s in snapshots[2:16])
+    report = audience.flush(3.0, 1003.0, {})
+    assert report.viewers == 1
+    assert report.attention.max_s == pytest.approx(1.5, abs=0.01)
+
+
+def test_a_break_longer_than_the_allowance_ends_a_look():
+    tracker = Tracker(TrackerSettings(confirm_hits=2, lost_after_s=1.0))
+    audience = Audience(AudienceSettings(window_s=10, min_segment_size=1, look_break_s=0.3))
+    # Two looks of 0.7 s with 0.5 s turned away between them: neither reaches 1 s.
+    frames = [[detection(100, turned=(8 <= i < 13))] for i in range(20)] + [[]] * 12
+    snapshots, _ = run_visit(audience, tracker, frames)
+    assert [s.viewers_now for s in snapshots[8:13]] == [1, 1, 1, 0, 0]
+    report = audience.flush(4.0, 1004.0, {})
+    assert report.passers_by == 1 and report.viewers == 0
 
 
 def test_each_person_counted_once_in_the_window_they_leave():

@@ -113,13 +113,13 @@ def test_matches_report_which_detection_went_to_which_track():
     assert dict(second.matches) == {0: ids[1], 1: ids[0]}
 
 
-def _detection(x: float, y: float, size: float) -> Detection:
+def _detection(x: float, y: float, size: float, score: float = 0.9) -> Detection:
     def at(fx: float, fy: float) -> Point:
         return Point(x + fx * size, y + fy * size)
 
     return Detection(
         Box(x, y, x + size, y + size),
-        0.9,
+        score,
         Landmarks(
             at(0.3, 0.4), at(0.7, 0.4), at(0.5, 0.6), at(0.5, 0.8), at(0.05, 0.5), at(0.95, 0.5)
         ),
@@ -139,3 +139,81 @@ def test_after_a_gap_only_the_same_place_and_size_continue_a_track():
     assert back.tracks[0].track_id == 1 and back.tracks[0].matched_now
     assert {t.track_id for t in stranger.tracks} == {1, 2}
     assert [t.matched_now for t in stranger.tracks] == [False, True]
+
+
+def _walk_toward_camera(frames: int, grow_per_s: float, fps: float = 12.5):
+    """A face at the frame's centre-left growing `grow_per_s` times a second, drifting right
+    and down as people walking toward a camera mounted above them do."""
+    for i in range(frames):
+        t = i / fps
+        size = 30 * grow_per_s**t
+        yield t, _detection(200 + 25 * t - size / 2, 150 + 10 * t - size / 2, size)
+
+
+def test_a_face_walking_toward_the_camera_keeps_one_id_while_it_grows():
+    # 30 px to 75 px in 2 s (2.5x), as in the real clips, also with every third frame missed.
+    tracker, gappy = Tracker(), Tracker()
+    updates, gappy_updates = [], []
+    for i, (t, detection) in enumerate(_walk_toward_camera(25, 2.5**0.5)):
+        updates.append(tracker.update([detection], t))
+        gappy_updates.append(gappy.update([] if i % 3 == 2 else [detection], t))
+    for run_updates in (updates, gappy_updates):
+        assert {t.track_id for u in run_updates for t in u.tracks} == {1}
+        assert run_updates[-1].tracks[0].state is TrackState.CONFIRMED
+
+
+def test_the_prediction_follows_the_growth_through_missed_frames():
+    tracker = Tracker()
+    walk = list(_walk_toward_camera(20, 1.6))
+    for t, detection in walk[:15]:
+        tracker.update([detection], t)
+    # Five frames without a detection: the predicted box keeps moving and growing.
+    _, last = walk[14]
+    t_now, truth = walk[19]
+    coasting = tracker.update([], t_now)
+    predicted = coasting.tracks[0].box
+    assert not coasting.tracks[0].matched_now
+    assert predicted.width > last.box.width * 1.1
+    assert predicted.iou(truth.box) > last.box.iou(truth.box)
+
+
+def test_weak_detections_keep_a_track_but_never_start_one():
+    settings = TrackerSettings(confirm_hits=3, confirm_min_score=0.6, low_score=0.3)
+    tracker = Tracker(settings)
+    for i in range(5):
+        tracker.update([_detection(100, 100, 80)], i / FPS)
+    # The face blurs (scores 0.4) for a second: the same track goes on, matched.
+    for i in range(5, 20):
+        update = tracker.update([_detection(100 + i, 100, 80, score=0.4)], i / FPS)
+        assert [(t.track_id, t.matched_now) for t in update.tracks] == [(1, True)]
+    # A weak detection elsewhere starts nothing, however long it lasts.
+    lonely = Tracker(settings)
+    updates = [lonely.update([_detection(300, 100, 80, score=0.5)], i / FPS) for i in range(20)]
+    assert all(u.tracks == () for u in updates)
+
+
+def test_a_weak_detection_does_not_take_over_a_track_from_afar():
+    tracker = Tracker(TrackerSettings(confirm_hits=1, low_score=0.3))
+    tracker.update([_detection(100, 100, 80)], 0.0)
+    # A weak detection half a face away: not where the track is predicted, so not the track.
+    update = tracker.update([_detection(140, 100, 80, score=0.4)], 0.1)
+    assert update.matches == ()
+    assert not update.tracks[0].matched_now
+
+
+def test_two_people_crossing_keep_their_ids():
+    # Two faces walk past each other on nearly the same line, one passing in front.
+    tracker = Tracker(TrackerSettings(confirm_hits=2))
+    ids_left_to_right: list[list[int]] = []
+    for i in range(30):
+        t = i / FPS
+        a = _detection(100 + 12 * i, 100, 60)
+        b = _detection(460 - 12 * i, 108, 64)
+        # While they overlap most, only the one in front is seen.
+        seen = [b] if 13 <= i <= 16 else [a, b]
+        update = tracker.update(seen, t)
+        ids_left_to_right.append([tid for _, tid in sorted(update.matches)])
+    first = tracker.update([], 30 / FPS)
+    assert {t.track_id for t in first.tracks} == {1, 2}
+    # a (id 1) started on the left and b (id 2) on the right, and each kept its id.
+    assert ids_left_to_right[0] == [1, 2] and ids_left_to_right[-1] == [1, 2]

@@ -13,8 +13,10 @@ from edge_agent.vision.values import Detection
 class Detector(Protocol):
     name: str  # the detector's name (vision.values.DetectorName)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 HxWx3 image, best first; boxes and landmarks in its pixels."""
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:
+        """Faces in an RGB uint8 HxWx3 image, best first; boxes and landmarks in its pixels.
+        `min_score` overrides the configured threshold for this call (the tracker asks for
+        weaker detections to keep its tracks alive)."""
         ...
 
 
@@ -25,12 +27,18 @@ class RegionDetector(Protocol):
 
     name: str
 
-    def detect(self, image: np.ndarray) -> list[Detection]: ...
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]: ...
 
     def detect_regions(
-        self, image: np.ndarray, regions: list[tuple[int, int, int, int]]
+        self,
+        image: np.ndarray,
+        regions: list[tuple[int, int, int, int]],
+        min_score: float | None = None,
+        *,
+        coarse: bool = False,
     ) -> list[Detection]:
-        """Faces inside these (x0, y0, x1, y1) parts of the image, in the image's pixels."""
+        """Faces inside these (x0, y0, x1, y1) parts of the image, in the image's pixels;
+        with `coarse`, also the larger faces anywhere, from a cheap low-resolution scan."""
         ...
 
 

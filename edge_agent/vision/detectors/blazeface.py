@@ -132,14 +132,15 @@ class BlazeFaceDetector:
         if self.model.outputs[self._boxes_out].shape[1] != len(self.anchors):
             raise ValueError(f"{self.model.path.name}: output count does not match the anchors")
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:
+        threshold = self.min_score if min_score is None else min_score
         size = self.options.input_size
         canvas, box = letterbox(image, size)
         batch = (canvas.astype(np.float32) * np.float32(1 / 127.5) - 1.0)[np.newaxis]
         outputs = self.model.run(batch)
         raw_scores = outputs[self._scores_out][0, :, 0]
         # Threshold on the logit first: decoding 2304 anchors to find 2 faces is waste.
-        logit_threshold = math.log(self.min_score / (1.0 - self.min_score))
+        logit_threshold = math.log(threshold / (1.0 - threshold))
         candidates = np.flatnonzero(raw_scores >= logit_threshold)
         if candidates.size == 0:
             return []

@@ -47,13 +47,13 @@ class TiledDetector:
         self.columns, self.rows, self.overlap = columns, rows, overlap
         self.name = f"{detector.name} tiled {columns}x{rows}"
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:
         height, width = image.shape[:2]
-        found = self.detector.detect(image)
+        found = self.detector.detect(image, min_score)
         for x0, y0, x1, y1 in tile_windows(width, height, self.columns, self.rows, self.overlap):
             found += [
                 detection.translated(x0, y0)
-                for detection in self.detector.detect(image[y0:y1, x0:x1])
+                for detection in self.detector.detect(image[y0:y1, x0:x1], min_score)
             ]
         return merge_overlapping(found)
 
