@@ -4,7 +4,8 @@
 
 Runs a detector frame by frame over footage whose visible faces are all boxed:
 - `samples/demo.mp4` (generated; `demo_truth.json` boxes every visible face per frame),
-- the three real clips in `samples/footage-real/` (`boxes.json`, boxed and checked by eye).
+- the three real clips in `samples/footage-real/` (`truth.json` boxes every visible face,
+  checked by eye).
 
 A detection is a face when its centre lies inside a known face box grown by a quarter on each
 side (edge_agent/commands/evaluation/known_faces.py); everything else is a false detection.

@@ -1,8 +1,8 @@
 """Footage whose every visible face is boxed, frame by frame, for measuring detectors on video.
 
 - `samples/demo.mp4`: generated; `demo_truth.json` boxes every visible face per frame;
-- `samples/footage-real/*.gif`: three real clips (CC BY 4.0), `boxes.json` boxed and checked
-  by eye.
+- `samples/footage-real/*.gif`: three real clips (CC BY 4.0); `truth.json` boxes every face,
+  checked by eye.
 
 A detection lands on a face when its centre lies inside the face's box grown by a quarter on
 each side: box conventions differ between detectors and annotators, a centre far from every
@@ -54,10 +54,14 @@ def known_footage(samples: Path) -> list[Footage]:
         for frame, x0, y0, x1, y1, *_ in person["boxes"]:
             demo.setdefault(int(frame), []).append([x0, y0, x1, y1])
     footage = [Footage("demo.mp4", samples / "demo.mp4", lambda i: demo.get(i, []))]
-    clips = json.loads((samples / "footage-real" / "boxes.json").read_text())["clips"]
-    for name, frames in clips.items():
+    clips = json.loads((samples / "footage-real" / "truth.json").read_text())
+    for name, clip in clips.items():
+        faces: dict[int, BoxList] = {}
+        for person in clip["people"]:
+            for frame, x0, y0, x1, y1 in person["boxes"]:
+                faces.setdefault(int(frame), []).append([x0, y0, x1, y1])
         footage.append(
-            Footage(name, samples / "footage-real" / name, lambda i, frames=frames: frames[i])
+            Footage(name, samples / "footage-real" / name, lambda i, f=faces: f.get(i, []))
         )
     return footage
 

@@ -376,7 +376,7 @@ def run_bench(args: argparse.Namespace, settings: VisionSettings) -> int:
         ),
     }
     samples = Path(__file__).resolve().parents[3] / "samples"  # a checkout's
-    if args.footage and (samples / "footage-real" / "boxes.json").is_file():
+    if args.footage and (samples / "footage-real" / "truth.json").is_file():
         result["footage"] = bench_footage(samples, settings, peer)
     elif args.footage:
         print(f"no boxed footage in {samples} (a checkout's samples/): footage skipped")
