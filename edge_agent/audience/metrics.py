@@ -17,6 +17,11 @@ A person is counted once, in the window in which they leave, with their whole dw
 attention: nothing is counted twice and every number is complete when published. Segments
 (gender x age bracket) smaller than `min_segment_size` are folded into "other" before a
 report leaves this module, so no small group can be singled out.
+
+One window holds few people, so most of its mix folds into "other". The mix is therefore also
+counted over a longer span (`mix_window_s`, an hour by default) and folded over that whole
+span; it rides on the report that closes the span. No table published holds a group smaller
+than k: the window's, the span's, or the day's (which adds up the spans).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 
 from edge_agent.audience.values import (
     NO_ESTIMATE,
+    AudienceMix,
     AudienceReport,
     AudienceSettings,
     AudienceSnapshot,
@@ -62,6 +68,18 @@ class _Window:
     visits: list[PersonVisit] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Mix:
+    """The unfolded counts of the current mix span; they never leave this module unfolded."""
+
+    start: float  # monotonic
+    start_wall: float
+    passers_by: int = 0
+    viewers: int = 0
+    segments: Counter[str] = field(default_factory=Counter)
+    viewer_segments: Counter[str] = field(default_factory=Counter)
+
+
 class Audience:
     """Consumes tracker updates frame by frame; closes a window every `window_s`."""
 
@@ -76,6 +94,7 @@ class Audience:
         self.on_visit = on_visit
         self._presence: dict[int, _Presence] = {}
         self._window: _Window | None = None
+        self._mix: _Mix | None = None
 
     def update(
         self, update: TrackerUpdate, estimates: dict[int, PersonEstimate], wall_time: float
@@ -104,7 +123,7 @@ class Audience:
         snapshot = self._snapshot(update, estimates)
         report = None
         if now - self._window.start >= self.settings.window_s:
-            report = self._close_window(now, wall_time)
+            report = self._close_window(now, wall_time, closing_mix=False)
         return snapshot, report
 
     def flush(
@@ -118,7 +137,8 @@ class Audience:
         self._presence.clear()
         if self._window is None:
             self._window = _Window(now, wall_time)
-        return self._close_window(now, wall_time)
+        # Shutting down: the span so far is published rather than lost.
+        return self._close_window(now, wall_time, closing_mix=True)
 
     def _observe(
         self, presence: _Presence, matched: bool, landmarks: Landmarks, now: float
@@ -191,12 +211,29 @@ class Audience:
             update.timestamp, len(confirmed), viewers_now, dict(segments), tuple(people)
         )
 
-    def _close_window(self, now: float, wall_time: float) -> AudienceReport:
+    def _close_window(self, now: float, wall_time: float, *, closing_mix: bool) -> AudienceReport:
         window = self._window
         assert window is not None
         visits = window.visits
         viewers = [v for v in visits if v.viewer]
         k = self.settings.min_segment_size
+        mix = self._mix or _Mix(window.start, window.start_wall)
+        mix.passers_by += len(visits)
+        mix.viewers += len(viewers)
+        mix.segments.update(v.segment for v in visits)
+        mix.viewer_segments.update(v.segment for v in viewers)
+        self._mix = mix
+        closed_mix = None
+        if closing_mix or now - mix.start >= self.settings.mix_window_s:
+            closed_mix = AudienceMix(
+                window_start_wall=mix.start_wall,
+                window_end_wall=wall_time,
+                passers_by=mix.passers_by,
+                viewers=mix.viewers,
+                segments=fold_small_segments(mix.segments, k),
+                viewer_segments=fold_small_segments(mix.viewer_segments, k),
+            )
+            self._mix = None
         report = AudienceReport(
             window_start_wall=window.start_wall,
             window_end_wall=wall_time,
@@ -207,6 +244,7 @@ class Audience:
             dwell=DurationStats.of([v.dwell_s for v in visits]),
             attention=DurationStats.of([v.attention_s for v in viewers]),
             min_segment_size=k,
+            mix=closed_mix,
         )
         self._window = _Window(now, wall_time)
         return report

@@ -115,6 +115,9 @@ class AudienceSettings:
     viewer_max_pitch_deg: float = 25.0
     viewer_min_attention_s: float = 1.0
     look_break_s: float = 0.5  # a look survives a break this long (missed or noisy frames)
+    # The gender x age mix is also folded over this longer span: a one-minute window in a
+    # shop holds so few people that nearly all of it folds into "other" (scripts/other_share.py).
+    mix_window_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,19 @@ class AudienceSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class AudienceMix:
+    """Who passed over a longer span (`mix_window_s`, whole report windows): the segments are
+    folded over the whole span, so more of them reach the threshold than in any one window."""
+
+    window_start_wall: float
+    window_end_wall: float
+    passers_by: int
+    viewers: int
+    segments: dict[str, int]
+    viewer_segments: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class AudienceReport:
     """One closed window. Counts only; segments below the threshold are folded."""
 
@@ -194,6 +210,7 @@ class AudienceReport:
     dwell: DurationStats
     attention: DurationStats  # viewers only
     min_segment_size: int
+    mix: AudienceMix | None = None  # on the report that closes a mix window
 
     def to_json(self) -> dict[str, object]:
         """The report as one JSON object, for the log and `edge-agent demo --json`."""

@@ -47,6 +47,14 @@ class AudienceConfig(ConfigModel):
         " longer break, beyond one frame interval, ends it.",
         ge=0,
     )
+    mix_window_s: float = setting(
+        3600.0,
+        "Mix window",
+        "The gender x age mix is also counted over this longer span (whole report windows) and"
+        " folded over it, so that fewer people end in 'other' than in one short window; it rides"
+        " on the report that closes the span, and today's totals add up these spans.",
+        gt=0,
+    )
     fusion_samples: int = setting(
         5,
         "Samples per person",

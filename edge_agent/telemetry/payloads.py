@@ -29,7 +29,7 @@ from typing import Any
 
 from edge_agent import __version__
 from edge_agent.ads.values import Decision, PlayEvent, PlayStart
-from edge_agent.audience.values import AudienceReport, DurationStats
+from edge_agent.audience.values import AudienceMix, AudienceReport, DurationStats
 from edge_agent.segments import flat_segments
 
 SCHEMA_VERSION = 1
@@ -188,6 +188,22 @@ def audience_report(site: str, device: str, report: AudienceReport) -> Payload:
         "min_segment_size": report.min_segment_size,
         **flat_segments("passers_by", report.segments),
         **flat_segments("viewers", report.viewer_segments),
+        **_mix(report.mix),
+    }
+
+
+def _mix(mix: AudienceMix | None) -> Payload:
+    """The longer span's mix, on the report that closes it (`audience.mix_window_s`)."""
+    if mix is None:
+        return {}
+    return {
+        "mix_window_start": iso(mix.window_start_wall),
+        "mix_window_end": iso(mix.window_end_wall),
+        "mix_window_s": round(mix.window_end_wall - mix.window_start_wall, 3),
+        "mix_passers_by": mix.passers_by,
+        "mix_viewers": mix.viewers,
+        **flat_segments("mix_passers_by", mix.segments),
+        **flat_segments("mix_viewers", mix.viewer_segments),
     }
 
 

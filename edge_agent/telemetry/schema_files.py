@@ -23,7 +23,7 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 # The segment counts each message type carries, as the prefixes of their keys.
 SEGMENT_COUNTS: dict[str, tuple[str, ...]] = {
-    "audience_report": ("passers_by", "viewers"),
+    "audience_report": ("passers_by", "viewers", "mix_passers_by", "mix_viewers"),
     "audience_today": ("passers_by", "viewers"),
     "ads_play": ("people",),
 }

@@ -5,8 +5,11 @@ to 0 at noon, the day's statistics would count the morning twice. So the running
 a small JSON file in the state folder, rewritten atomically after each report, and start from
 zero only when the local date changes.
 
-The sums are of the published (already folded) reports, so today's segment counts are exactly
-what a consumer adding up the day's reports would get, and no smaller group appears.
+Passers-by and viewers are the sums of the day's window reports. The segment counts are the
+sums of the day's mix spans (`audience.mix_window_s`, an hour by default), each folded over
+its whole span: a one-minute window is nearly all "other", an hour much less so. Every number
+added up has been published already, so no smaller group appears; the segments move once per
+span, and until a span closes they cover fewer people than the passers-by.
 """
 
 from __future__ import annotations
@@ -56,9 +59,10 @@ class TodayCounter:
         """Count one closed window in the day it ended in."""
         current = self.totals(report.window_end_wall)
         segments = Counter(current.segments)
-        segments.update(report.segments)
         viewer_segments = Counter(current.viewer_segments)
-        viewer_segments.update(report.viewer_segments)
+        if report.mix is not None:
+            segments.update(report.mix.segments)
+            viewer_segments.update(report.mix.viewer_segments)
         self._totals = DayTotals(
             current.date,
             current.passers_by + report.passers_by,

@@ -156,6 +156,28 @@ def test_tentative_ghosts_are_not_passers_by():
     assert audience.flush(2.0, 1002.0, {}).passers_by == 0
 
 
+def test_the_mix_is_folded_over_the_longer_span_too():
+    # One-second windows of two women each, a mix span of five seconds: no window holds
+    # k = 5 of them, the span does.
+    settings = AudienceSettings(window_s=1.0, min_segment_size=5, mix_window_s=5.0)
+    tracker = Tracker(TrackerSettings(confirm_hits=2, lost_after_s=0.2))
+    audience = Audience(settings)
+    woman = PersonEstimate(Gender.FEMALE, 0.9, 30.0, "20-34", 5, True)
+    frames: list[list[Detection]] = []
+    for _ in range(6):  # per second: two people for 0.5 s, then nobody
+        frames += [[detection(100), detection(400)]] * 5 + [[]] * 5
+    _, reports = run_visit(audience, tracker, frames, woman)
+    assert [r.passers_by for r in reports] == [2, 2, 2, 2, 2]
+    assert all(r.segments == {"other": 2} for r in reports)
+    assert [r.mix is not None for r in reports] == [False, False, False, False, True]
+    assert reports[-1].mix.passers_by == 10
+    assert reports[-1].mix.segments == {"female/20-34": 10}
+    # The next span has only begun at shutdown: it goes out with the flush, folded as well.
+    final = audience.flush(6.0, 1006.0, {})
+    assert final.passers_by == 2
+    assert final.mix is not None and final.mix.segments == {"other": 2}
+
+
 def test_small_segments_are_folded_before_publishing():
     counts = {"female/20-34": 6, "male/35-54": 2, "male/55+": 1, "unknown": 5}
     from collections import Counter

@@ -10,7 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from edge_agent.audience.values import AudienceReport, DurationStats
+from edge_agent.audience.values import AudienceMix, AudienceReport, DurationStats
 
 SCHEMAS = resources.files("edge_agent.telemetry").joinpath("schemas")
 
@@ -56,6 +56,7 @@ def report(
     passers_by: int = 3,
     segments: dict[str, int] | None = None,
     window_s: float = 60.0,
+    mix: AudienceMix | None = None,
 ) -> AudienceReport:
     segments = {"female/20-34": passers_by} if segments is None else segments
     return AudienceReport(
@@ -68,4 +69,17 @@ def report(
         dwell=DurationStats.of([1.5, 2.5, 4.0][:passers_by]),
         attention=DurationStats.of([1.2]),
         min_segment_size=1,
+        mix=mix,
+    )
+
+
+def mix(end_wall: float, segments: dict[str, int], span_s: float = 3600.0) -> AudienceMix:
+    passers_by = sum(segments.values())
+    return AudienceMix(
+        window_start_wall=end_wall - span_s,
+        window_end_wall=end_wall,
+        passers_by=passers_by,
+        viewers=min(passers_by, 1),
+        segments=segments,
+        viewer_segments={"other": min(passers_by, 1)},
     )

@@ -24,7 +24,7 @@ from edge_agent.telemetry.topics import (
 from edge_agent.telemetry.values import DaemonStats
 from tests.support.ads import BASE, person, table_with
 from tests.support.paths import REPO
-from tests.support.telemetry import problems, report, schema, schema_names
+from tests.support.telemetry import mix, problems, report, schema, schema_names
 
 WALL = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC).timestamp()
 IDS = ("berlin-mitte", "door-left")
@@ -88,6 +88,20 @@ def test_audience_report_payload_is_flat_and_valid():
     again = payloads.audience_report(*IDS, value)
     assert again["id"] != payload["id"]
     assert json.loads(payloads.encode(payload)) == payload
+
+
+def test_the_report_closing_a_mix_span_carries_the_span_flat_and_valid():
+    hour = mix(WALL, {"female/20-34": 9, "male/35-54": 6, "other": 4})
+    payload = payloads.audience_report(*IDS, report(WALL, 2, {"other": 2}, mix=hour))
+    assert problems(payload) == []
+    assert payload["mix_window_s"] == 3600.0
+    assert payload["mix_window_start"] == "2026-11-23T17:00:00.000Z"
+    assert payload["mix_passers_by"] == 19
+    assert payload["mix_passers_by_female_20_34"] == 9 and payload["mix_passers_by_other"] == 4
+    # Without a mix, no mix keys; a mix key alone breaks the contract.
+    plain = payloads.audience_report(*IDS, report(WALL))
+    assert not [key for key in plain if key.startswith("mix_")]
+    assert problems({**plain, "mix_window_start": payload["mix_window_start"]})
 
 
 def test_play_decision_and_playing_payloads_from_a_real_scheduler(tmp_path):
