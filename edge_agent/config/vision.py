@@ -21,7 +21,7 @@ from edge_agent.vision.values import FULL_SCAN_EVERY, Delegate, DetectorSettings
 
 class QualityConfig(ConfigModel):
     min_face_px: float = setting(
-        24.0,
+        18.0,
         "Smallest face",
         "Faces narrower than this many pixels in the frame (face width from the eye and ear"
         " keypoints) are too small to estimate age and gender; they are still detected, tracked"

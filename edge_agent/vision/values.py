@@ -179,8 +179,9 @@ class Face:
 class AnalyzerSettings:
     """When a face is good enough to estimate. Outside these, the estimate is unknown."""
 
-    # Jaw-to-jaw face width in frame pixels; below it the 64 px age chip is upsampled > 2.6x.
-    min_face_px: float = 24.0
+    # Face width in frame pixels (`FaceQuality.width_px`); below 18 gender accuracy falls under
+    # 95 % (models/MODELS.md, "Gender and age accuracy against face width").
+    min_face_px: float = 18.0
     max_yaw_deg: float = 40.0
     max_pitch_deg: float = 35.0
     min_sharpness: float = 15.0  # variance of the Laplacian on the 64 px grey chip

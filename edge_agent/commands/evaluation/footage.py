@@ -332,9 +332,10 @@ def _score(truth: Truth, run: _Run, config: Config) -> dict[str, object]:
 
     def demographic(
         attribute: str, predicted: str, given: dict[int, list[PersonVisit]] = tracks
-    ) -> tuple[int, int, int, list[int]]:
-        known = right = unknown = 0
+    ) -> tuple[int, int, list[int], list[int]]:
+        known = right = 0
         wrong: list[int] = []
+        unknown: list[int] = []
         for person in people:
             truth_value = getattr(person, attribute)
             if truth_value is None or not given[person.person_id]:
@@ -342,7 +343,7 @@ def _score(truth: Truth, run: _Run, config: Config) -> dict[str, object]:
             longest = max(given[person.person_id], key=lambda v: v.dwell_s)
             value = getattr(longest.estimate, predicted)
             if value is None or value == Gender.UNKNOWN:
-                unknown += 1
+                unknown.append(person.person_id)
                 continue
             known += 1
             if str(value) == truth_value:
@@ -353,7 +354,7 @@ def _score(truth: Truth, run: _Run, config: Config) -> dict[str, object]:
 
     gender_known, gender_right, gender_unknown, gender_wrong = demographic("gender", "gender")
     bracket_known, bracket_right, _, _ = demographic("age_bracket", "age_bracket")
-    gendered = gender_known + gender_unknown
+    gendered = gender_known + len(gender_unknown)
     worst_known, worst_right, _, _ = demographic(
         "gender", "gender", _assign(truth, run, favour=False)
     )
@@ -384,7 +385,8 @@ def _score(truth: Truth, run: _Run, config: Config) -> dict[str, object]:
         "gender_accuracy_worst_case": _share(worst_right, worst_known),
         "gender_known": gender_known,
         "gender_wrong_people": gender_wrong,
-        "unknown_share": _share(gender_unknown, gendered),
+        "gender_unknown_people": gender_unknown,
+        "unknown_share": _share(len(gender_unknown), gendered),
         "bracket_accuracy": _share(bracket_right, bracket_known),
         "bracket_known": bracket_known,
         "median_dwell_error_s": round(statistics.median(dwell_errors), 3) if dwell_errors else None,
