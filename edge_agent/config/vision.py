@@ -84,8 +84,9 @@ class VisionConfig(ConfigModel):
     min_detection_score: float = setting(
         0.5,
         "Least detection score",
-        "Detector confidence a face needs to count; lower finds more distant faces and more"
-        " false ones.",
+        "Detector confidence a face needs in the one-shot commands (analyze, aim, eval);"
+        " lower finds more distant faces and more false ones. The daemon's tracker has its own"
+        " thresholds: tracking.confirm_min_score and tracking.low_score.",
         gt=0,
         lt=1,
     )
