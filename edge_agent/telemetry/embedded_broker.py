@@ -28,6 +28,11 @@ def _free_port(preferred: int = 0) -> int:
     """`preferred` if nothing listens there, else any free port."""
     for candidate in (preferred, 0) if preferred else (0,):
         with socket.socket() as probe:
+            # As the broker's own listener does (asyncio sets it): the connections of a run
+            # that just ended, still in TIME_WAIT, do not make the port look taken, and a quick
+            # re-run stays on 1883, where the README's dashboard command looks. A listener
+            # there still refuses the bind.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((HOST, candidate))
             except OSError:
