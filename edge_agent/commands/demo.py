@@ -79,13 +79,24 @@ def demo_environ(
         "EDGE_AGENT__SOURCE__SPEC": args.video and str(args.video),
         "EDGE_AGENT__SOURCE__LOOP": "true" if args.loop else None,
         "EDGE_AGENT__AUDIENCE__WINDOW_S": None if args.window is None else str(args.window),
-        "EDGE_AGENT__ADS__WEB__PORT": None if args.kiosk_port is None else str(args.kiosk_port),
+        "EDGE_AGENT__ADS__WEB__PORT": None if args.kiosk_port is None else str(kiosk_port(args)),
         "EDGE_AGENT__MQTT__ENABLED": "false" if args.no_mqtt else "true",
     }
     if not args.no_mqtt:
         given |= {"EDGE_AGENT__MQTT__HOST": host, "EDGE_AGENT__MQTT__PORT": port}
     settings |= {name: value for name, value in given.items() if value is not None}
     return settings
+
+
+def kiosk_port(args: argparse.Namespace) -> int:
+    """--kiosk-port, with 0 turned into a free port now, so the address printed is the real
+    one (the web player would pick one only when it starts)."""
+    if args.kiosk_port != 0:
+        return int(args.kiosk_port)
+    from edge_agent.telemetry.embedded_broker import free_port
+
+    args.kiosk_port = free_port()
+    return int(args.kiosk_port)
 
 
 def run(args: argparse.Namespace) -> int:

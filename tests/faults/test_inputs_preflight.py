@@ -150,3 +150,18 @@ def test_run_starts_on_a_missing_rules_file_when_a_last_good_copy_exists(tmp_pat
     assert "ads.rules: no such file" in done.stderr
     assert "starting with the last good rules" in done.stderr
     assert done.returncode == 0, done.stderr
+
+
+def test_doctor_fails_the_config_check_on_what_run_would_refuse(tmp_path, video):
+    import json
+
+    state = tmp_path / "state-file"
+    state.write_text("")
+    config = write_config(tmp_path, video, state={"dir": str(state)})
+    done = edge_agent(
+        "doctor", "--config", str(config), "--only", "clock", "--json", timeout=GUARD_S
+    )
+    rows = {row["check"]: row for row in json.loads(done.stdout)}
+    assert done.returncode == 1, done.stderr
+    assert rows["config"]["status"] == "FAIL"
+    assert f"state.dir: {state} is not a folder" in rows["config"]["detail"]

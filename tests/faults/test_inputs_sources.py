@@ -105,9 +105,9 @@ def test_the_demo_broker_gets_its_port_back_on_a_quick_rerun():
     """The connections of the last run linger in TIME_WAIT; they must not move the next
     broker off the port the README's dashboard command connects to."""
     pytest.importorskip("amqtt")
-    from edge_agent.telemetry.embedded_broker import EmbeddedBroker, _free_port
+    from edge_agent.telemetry.embedded_broker import EmbeddedBroker, free_port
 
-    first = EmbeddedBroker(preferred_port=_free_port())
+    first = EmbeddedBroker(preferred_port=free_port())
     port = first.port
     first.start()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
