@@ -15,12 +15,15 @@ the same things, without opening the camera or the broker:
 - the TLS files exist and parse as PEM (when TLS is on).
 
 A finding is located like every other configuration problem: the file and line of the key,
-or the environment variable that set it.
+or the environment variable that set it. Writing is tried for real, as the user running the
+check (`sudo edge-agent config check` checks as root, the service runs as edge-agent). A full
+disk is not a finding: the daemon must start and ride it out (the outbox's job).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import ssl
@@ -88,6 +91,10 @@ def refuse_to_start(findings: list[Finding]) -> None:
 # The checks: each gives the reasons a path is unusable, as text without the key.
 
 
+# A disk that is full now: `run` must still start (and count in memory) rather than refuse.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
@@ -102,6 +109,8 @@ def _folder_problems(folder: Path) -> list[str]:
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as error:
+            if error.errno in _FULL:
+                return []  # a full disk is for the outbox to ride out, not a setting to fix
             return [f"cannot write in {folder}: {_reason(error)}"]
         return []
     parent = folder.absolute().parent
@@ -113,6 +122,8 @@ def _folder_problems(folder: Path) -> list[str]:
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as error:
+        if error.errno in _FULL:
+            return []
         return [f"cannot create {folder}: {parent} is not writable ({_reason(error)})"]
     return []
 

@@ -165,3 +165,26 @@ def test_doctor_fails_the_config_check_on_what_run_would_refuse(tmp_path, video)
     assert done.returncode == 1, done.stderr
     assert rows["config"]["status"] == "FAIL"
     assert f"state.dir: {state} is not a folder" in rows["config"]["detail"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system needs root")
+def test_a_full_state_disk_does_not_stop_the_start(tmp_path, video):
+    """A full disk is for the daemon to ride out, not a setting to correct: systemd would
+    otherwise restart a daemon that refuses to start, again and again, with a dark screen."""
+    from edge_agent.config import load_config
+    from edge_agent.config.preflight import preflight
+
+    state = tmp_path / "full"
+    state.mkdir()
+    # Two inodes: the root folder and one file; the next file cannot be created.
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=2", "tmpfs", str(state)]
+    subprocess.run(mount, check=True)
+    try:
+        (state / "fill").write_text("")
+        with pytest.raises(OSError, match="No space left"):
+            (state / "one-more").write_text("")
+        config = write_config(tmp_path, video, state={"dir": str(state)})
+        findings = preflight(load_config(config, environ={}), config, environ={})
+    finally:
+        subprocess.run(["umount", str(state)], check=True)
+    assert findings == []
