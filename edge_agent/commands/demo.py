@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from edge_agent.config import Config
+    from edge_agent.telemetry.embedded_broker import EmbeddedBroker
 
 # The checkout this package runs from: the demo footage and the example rules live there.
 REPO = Path(__file__).resolve().parents[2]
@@ -52,10 +53,15 @@ KIOSK_PORT = 8765
 
 
 def demo_environ(
-    args: argparse.Namespace, state_dir: str, host: str, port: str, environ: Mapping[str, str]
+    args: argparse.Namespace,
+    state_dir: str,
+    broker: tuple[str, str],
+    kiosk_port: int | None,
+    environ: Mapping[str, str],
 ) -> dict[str, str]:
     """The demo's settings as overrides: its own defaults, then the user's EDGE_AGENT__*
-    variables, then the options given on the command line."""
+    variables, then the options given on the command line (`broker` is (host, port),
+    `kiosk_port` --kiosk-port with 0 already made a real port)."""
     from edge_agent.config import ENV_PREFIX
 
     settings = {
@@ -76,27 +82,16 @@ def demo_environ(
     # The demo's outbox and rules copy always go to its own folder, deleted at the end.
     settings["EDGE_AGENT__STATE__DIR"] = state_dir
     given = {
-        "EDGE_AGENT__SOURCE__SPEC": args.video and str(args.video),
+        "EDGE_AGENT__SOURCE__SPEC": None if args.video is None else str(args.video),
         "EDGE_AGENT__SOURCE__LOOP": "true" if args.loop else None,
         "EDGE_AGENT__AUDIENCE__WINDOW_S": None if args.window is None else str(args.window),
-        "EDGE_AGENT__ADS__WEB__PORT": None if args.kiosk_port is None else str(kiosk_port(args)),
+        "EDGE_AGENT__ADS__WEB__PORT": None if kiosk_port is None else str(kiosk_port),
         "EDGE_AGENT__MQTT__ENABLED": "false" if args.no_mqtt else "true",
     }
     if not args.no_mqtt:
-        given |= {"EDGE_AGENT__MQTT__HOST": host, "EDGE_AGENT__MQTT__PORT": port}
+        given |= {"EDGE_AGENT__MQTT__HOST": broker[0], "EDGE_AGENT__MQTT__PORT": broker[1]}
     settings |= {name: value for name, value in given.items() if value is not None}
     return settings
-
-
-def kiosk_port(args: argparse.Namespace) -> int:
-    """--kiosk-port, with 0 turned into a free port now, so the address printed is the real
-    one (the web player would pick one only when it starts)."""
-    if args.kiosk_port != 0:
-        return int(args.kiosk_port)
-    from edge_agent.telemetry.embedded_broker import free_port
-
-    args.kiosk_port = free_port()
-    return int(args.kiosk_port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,12 +100,16 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.config.preflight import preflight, refuse_to_start
     from edge_agent.sources.factory import check_source_plays
     from edge_agent.sources.spec import parse_spec
-    from edge_agent.telemetry.embedded_broker import EmbeddedBroker
+    from edge_agent.telemetry.embedded_broker import EmbeddedBroker, free_port
 
     logging.getLogger().setLevel(logging.WARNING)
+    # 0 becomes a free port now, so that the kiosk address printed is the real one (the web
+    # player would pick one only when it starts).
+    kiosk = free_port() if args.kiosk_port == 0 else args.kiosk_port
     # The demo keeps its outbox and rules copy in a folder of its own that goes away after.
     with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as state_dir:
-        settings = demo_environ(args, state_dir, "127.0.0.1", "1883", os.environ)
+        # The broker's address is known once it runs: the first load is for the checks.
+        settings = demo_environ(args, state_dir, ("127.0.0.1", "1883"), kiosk, os.environ)
         config = load_config(None, environ=settings)
         # A file that cannot play stops the demo now, saying why: `run` would retry it as a
         # camera that may come back, and the demo would wait for ever.
@@ -123,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             broker.start()
         address = args.broker or (broker.address if broker else "")
         host, _, port = address.rpartition(":") if ":" in address else (address, "", "1883")
-        config = load_config(None, environ=demo_environ(args, state_dir, host, port, os.environ))
+        settings = demo_environ(args, state_dir, (host, port), kiosk, os.environ)
+        config = load_config(None, environ=settings)
         try:
             return _play(config, args, broker, host, port)
         except PlayerError as error:
@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
                 broker.stop()
 
 
-def _play(config: Config, args: argparse.Namespace, broker: object, host: str, port: str) -> int:
+def _play(
+    config: Config, args: argparse.Namespace, broker: EmbeddedBroker | None, host: str, port: str
+) -> int:
     from edge_agent.commands.demo_view import LiveStats, MessageCounter
     from edge_agent.daemon import Daemon
 
