@@ -102,6 +102,7 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self.stop_event = threading.Event()
         self._last_debug_save = float("-inf")
+        self._debug_save_failed = False
         if config.debug.save_annotated_frames_dir is not None:
             log.warning(
                 "PRIVACY: debug.save_annotated_frames_dir is set: images of people's faces will"
@@ -144,7 +145,16 @@ class Daemon:
             (track.detection.box, f"#{track.track_id} {track.state.value}")
             for track in result.tracks.tracks
         ]
-        annotate_boxes(frame.image, labelled, Path(directory) / f"frame_{frame.index:07d}.jpg")
+        try:
+            annotate_boxes(frame.image, labelled, Path(directory) / f"frame_{frame.index:07d}.jpg")
+        except (OSError, ValueError) as error:
+            # A debugging aid that fails (the folder went away, the disk is full) must not stop
+            # the counting: say so once and keep going without it.
+            if not self._debug_save_failed:
+                self._debug_save_failed = True
+                log.warning("debug frames are not being written: %s", error)
+            return
+        self._debug_save_failed = False
 
     def stop(self, *_: object) -> None:
         self.stop_event.set()
@@ -158,12 +168,17 @@ class Daemon:
         signal.signal(signal.SIGINT, handle)
 
     def run(self, max_frames: int | None = None) -> int:
-        """Process frames until stopped, the source ends or `max_frames` were processed."""
+        """Process frames until stopped, the source ends or `max_frames` were processed.
+
+        0 on a stop or the end of a file; 1 when a file source ended without a single frame
+        (an empty video), so that systemd's Restart=on-failure sees a failure.
+        """
         interval = self.config.logging.stats_interval_s
         watchdog_every = self.notifier.watchdog_interval_s()
         stats = _StatsWindow(time.monotonic())
         last_ping = 0.0
         processed = 0
+        code = 0
         receiving = False
         people: tuple[PersonNow, ...] = ()
         last_frame_at = time.monotonic()
@@ -186,14 +201,23 @@ class Daemon:
                 if watchdog_every is not None and now - last_ping >= watchdog_every:
                     self.notifier.watchdog()
                     last_ping = now
+                # With or without frames: the stats are what says that the source is down.
+                if now - stats.started >= interval:
+                    self._log_stats(stats)
+                    stats = _StatsWindow(time.monotonic())
                 frame = self.reader.latest(timeout=0.25)
                 if frame is None:
                     if self.reader.ended:
-                        log.info("the source ended")
+                        code = self._source_ended()
                         break
                     if now - last_frame_at > _AUDIENCE_STALE_S:
+                        # The camera is gone: its audience has left, and the clock, not the
+                        # next frame, closes the windows (with nobody in them).
+                        snapshot, report = self.pipeline.idle(time.monotonic(), time.time())
                         people = ()
-                        self._publish_current(0, 0)
+                        self._publish_current(snapshot.present, snapshot.viewers_now)
+                        if report is not None:
+                            self._report(report)
                     self._tick_ads(people)
                     self._watch_source(now)
                     continue
@@ -214,9 +238,6 @@ class Daemon:
                 processed += 1
                 if max_frames is not None and processed >= max_frames:
                     break
-                if time.monotonic() - stats.started >= interval:
-                    self._log_stats(stats)
-                    stats = _StatsWindow(time.monotonic())
         finally:
             self.notifier.stopping()
             self.reader.stop(timeout=1.0)
@@ -226,7 +247,21 @@ class Daemon:
             if self.telemetry is not None:
                 # Last: the final report and play event are in the outbox by now.
                 self.telemetry.stop()
-        return 0
+        return code
+
+    def _source_ended(self) -> int:
+        """The exit code once a finite source ended: a failure if it never gave a frame."""
+        source = self.reader.stats()
+        if source.frames_delivered > 0:
+            log.info("the source ended")
+            return 0
+        log.error(
+            "the source %s ended without a single frame: an empty or damaged file?",
+            self.config.source.spec,
+        )
+        if self.telemetry is not None:
+            self.telemetry.error("source_lost", f"no frames from {self.config.source.spec}")
+        return 1
 
     def _tick_ads(self, people: tuple[PersonNow, ...]) -> None:
         if self.ads is not None:

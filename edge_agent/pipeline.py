@@ -130,14 +130,7 @@ class FramePipeline:
                 classified += 1
         classified_at = clock()
         snapshot, report = self.audience.update(update, self._estimates, frame.wall_time)
-        for track in update.ended:
-            self.fusion.forget(track.track_id)
-            self._estimates.pop(track.track_id, None)
-        live = {track.track_id for track in update.tracks}
-        for track_id in [t for t in self._estimates if t not in live]:
-            # Dropped tentative tracks: forget their samples too.
-            self.fusion.forget(track_id)
-            del self._estimates[track_id]
+        self._forget_gone(update)
         done = clock()
         times = StageTimes(
             detect_ms=(detected - started) * 1000,
@@ -148,6 +141,27 @@ class FramePipeline:
             classified=classified,
         )
         return FrameResult(frame.index, update, snapshot, report, times)
+
+    def idle(
+        self, monotonic: float, wall_time: float
+    ) -> tuple[AudienceSnapshot, AudienceReport | None]:
+        """Time passes without a frame (the camera is down): people unseen for the tracker's
+        `lost_after_s` leave, and a window that is due closes on time with what it has."""
+        update = self.tracker.update((), monotonic)
+        self._tracks = update.tracks
+        snapshot, report = self.audience.update(update, self._estimates, wall_time)
+        self._forget_gone(update)
+        return snapshot, report
+
+    def _forget_gone(self, update: TrackerUpdate) -> None:
+        for track in update.ended:
+            self.fusion.forget(track.track_id)
+            self._estimates.pop(track.track_id, None)
+        live = {track.track_id for track in update.tracks}
+        for track_id in [t for t in self._estimates if t not in live]:
+            # Dropped tentative tracks: forget their samples too.
+            self.fusion.forget(track_id)
+            del self._estimates[track_id]
 
     def flush(self, monotonic: float, wall_time: float) -> AudienceReport:
         """Close the open window (on shutdown), counting the people still present."""

@@ -482,8 +482,9 @@ EOF
     act install -D -m 0644 "$text" "$(at "$dest")"
     rm -f "$text"
     if [ "$dry_run" = 0 ] && [ -x "$(at "$VENV")/bin/edge-agent" ]; then
-        # The real loader checks what the options became (site and device must be topic levels).
-        if ! "$(at "$VENV")/bin/edge-agent" config check "$(at "$dest")" >/dev/null; then
+        # The real loader checks what the options became (site and device must be topic levels);
+        # the paths it names are for the installed system, not this (perhaps staged) root.
+        if ! "$(at "$VENV")/bin/edge-agent" config check --values-only "$(at "$dest")" >/dev/null; then
             rm -f "$(at "$dest")"
             echo "install.sh: the options above do not make a valid config; nothing written" >&2
             exit 2

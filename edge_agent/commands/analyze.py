@@ -23,9 +23,15 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.vision.analyzer import VisionPipeline
     from edge_agent.vision.annotate import annotate
 
-    pipeline = VisionPipeline(vision_settings(args))
     if args.annotate and len(args.images) != 1:
         raise SystemExit("--annotate takes one image at a time")
+    # Before the models load, and in our words: OpenCV would only say it cannot decode it.
+    for path in args.images:
+        if not path.exists():
+            raise ValueError(f"{path}: no such file")
+        if not path.is_file():
+            raise ValueError(f"{path}: not a file")
+    pipeline = VisionPipeline(vision_settings(args))
     for path in args.images:
         image = load_rgb(path)
         faces = pipeline.faces(image)

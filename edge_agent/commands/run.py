@@ -19,10 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_agent.config import load_config
+    from edge_agent.config.preflight import preflight, refuse_to_start
     from edge_agent.daemon import Daemon
 
     config = load_config(args.config)
     setup_logging(config)
+    # Before any stage starts: a state folder, a source file or a certificate that cannot work
+    # stops here with its key and reason, not with a traceback from a thread later on.
+    findings = preflight(config, args.config)
+    refuse_to_start(findings)
+    for finding in findings:  # what the daemon copes with (the last good rules): said once
+        logging.getLogger("edge_agent").warning("%s", finding)
     daemon = Daemon(config)
     daemon.install_signal_handlers()
     return daemon.run(max_frames=args.max_frames)

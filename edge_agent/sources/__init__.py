@@ -36,6 +36,7 @@ _EXPORTS = {
     "SourceSettings": "edge_agent.sources.values",
     "SourceSpec": "edge_agent.sources.values",
     "SourceStats": "edge_agent.sources.values",
+    "check_source_plays": "edge_agent.sources.factory",
     "open_options": "edge_agent.sources.factory",
     "open_source": "edge_agent.sources.factory",
     "reader_for": "edge_agent.sources.factory",

@@ -7,6 +7,7 @@ retried by building another.
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -18,6 +19,23 @@ import cv2
 import numpy as np
 
 from edge_agent.sources.values import Frame
+
+
+def quiet_video_decoder_logs() -> None:
+    """Keep FFmpeg's and OpenCV's own messages off the terminal and the journal.
+
+    On a damaged file FFmpeg prints a line per broken macroblock (about 80 a second), and
+    OpenCV a warning per file it cannot open or decode; a source says what went wrong once,
+    in its own error or warning. Both are read when the first capture opens, so this runs when
+    this module is imported, before any source exists. A level already set in the
+    environment (OPENCV_FFMPEG_LOGLEVEL, OPENCV_LOG_LEVEL: for debugging a camera) wins.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+quiet_video_decoder_logs()
 
 
 class SourceError(RuntimeError):

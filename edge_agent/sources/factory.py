@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from edge_agent.sources.base import FrameSource
+from edge_agent.sources.base import EndOfStream, FrameSource, SourceError
 from edge_agent.sources.images import ImageFolderSource
 from edge_agent.sources.opencv import OpenCVSource
 from edge_agent.sources.picamera import PiCameraSource
@@ -58,3 +59,22 @@ def reader_for(settings: SourceSettings) -> LatestFrameReader:
     return LatestFrameReader(
         lambda: open_source(settings.spec, **open_options(settings)), **reader_options(settings)
     )
+
+
+def check_source_plays(settings: SourceSettings, timeout_s: float = 5.0) -> None:
+    """Open the source, read one frame and close it; SourceError saying why when it cannot.
+
+    For commands on a file (the demo, an evaluation): they stop at once on a file that cannot
+    play, where `run` keeps retrying a camera that may come back.
+    """
+    source = open_source(settings.spec, **open_options(settings))
+    deadline = time.monotonic() + timeout_s
+    try:
+        source.open()
+        while source.read(timeout=0.5) is None:
+            if time.monotonic() > deadline:
+                raise SourceError(f"{source.describe()}: no frame within {timeout_s:g} s")
+    except EndOfStream:
+        raise SourceError(f"{source.describe()} has no frames (empty or damaged)") from None
+    finally:
+        source.close()

@@ -1,7 +1,8 @@
 """A folder or glob of still images as a source: for evaluation sets and for demos.
 
 Files are taken in natural order ("img2" before "img10"). A file that cannot be decoded is
-skipped with a warning: one bad file in a folder of thousands should not stop an evaluation.
+skipped with a warning, once per file however often a looping folder comes back to it: one
+bad file in a folder of thousands should not stop an evaluation, nor fill the journal.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class ImageFolderSource(FrameSource):
         self._pass_frames = 0
         self._index = 0
         self._open = False
+        self._warned: set[str] = set()  # files already reported as not readable images
 
     def describe(self) -> str:
         return f"images {self.pattern}"
@@ -84,7 +86,9 @@ class ImageFolderSource(FrameSource):
             self._position += 1
             image = cv2.imread(name, cv2.IMREAD_COLOR)
             if image is None:
-                log.warning("skipping %s: not a readable image", name)
+                if name not in self._warned:
+                    self._warned.add(name)
+                    log.warning("skipping %s: not a readable image", name)
                 continue
             self._pass_frames += 1
             if self._pacer is not None:

@@ -4,6 +4,11 @@ Devices and streams are live: a failed read means the device or stream is gone, 
 caller (LatestFrameReader) reopens with back-off. Files are finite unless `loop` is set, and
 are read as fast as possible (evaluation) unless `realtime` paces them to their own frame rate
 (a stand-in for a camera in demos).
+
+A looping file that gives no frame at all in a pass (empty, or replaced by an empty one) is a
+broken source, like an unplugged camera: the reader retries it with back-off, and the daemon
+reports the source down. A file that ends early against its own frame count is reported once
+as damaged (FFmpeg's own messages are silenced, see `base.quiet_video_decoder_logs`).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class OpenCVSource(FrameSource):
         self._index = 0
         self._pass_frames = 0  # frames read since the file was (re)opened
         self._pacer: Pacer | None = None
+        self._damage_reported = False
 
     def describe(self) -> str:
         if self.kind == "device":
@@ -111,6 +117,11 @@ class OpenCVSource(FrameSource):
                 cap = cv2.VideoCapture(str(self.target), cv2.CAP_ANY)
         if not cap.isOpened():
             cap.release()
+            if self.kind == "file":
+                raise SourceError(
+                    f"could not open {self.describe()}: not a video this OpenCV can decode"
+                    " (empty, damaged, or another kind of file)"
+                )
             raise SourceError(f"could not open {self.describe()}")
         if self.kind == "device":
             self._request_mode(cap)
@@ -144,7 +155,11 @@ class OpenCVSource(FrameSource):
         if not ok or image is None:
             if self.kind != "file":
                 raise SourceError(f"{self.describe()} delivered no frame (disconnected?)")
-            if not self.loop or self._pass_frames == 0:
+            self._report_damage(cap)
+            if self.loop and self._pass_frames == 0:
+                # Rewinding would spin; a file that may be replaced again is retried instead.
+                raise SourceError(f"{self.describe()} has no frames (empty or damaged)")
+            if not self.loop:
                 raise EndOfStream(f"end of {self.describe()} after {self._index} frames")
             ok, image = self._rewind()
             if not ok or image is None:
@@ -153,6 +168,20 @@ class OpenCVSource(FrameSource):
         if self._pacer is not None:
             self._pacer.wait()
         return self._stamp(to_rgb(image))
+
+    def _report_damage(self, cap: cv2.VideoCapture) -> None:
+        """Once per source: the file ended well before the frame count its header gives."""
+        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        # The count is an estimate in some containers: only a clear shortfall is damage.
+        if self._damage_reported or expected <= 0 or self._pass_frames >= 0.9 * expected:
+            return
+        self._damage_reported = True
+        log.warning(
+            "%s: only %d of its %d frames could be decoded; the file looks damaged",
+            self.describe(),
+            self._pass_frames,
+            expected,
+        )
 
     def _rewind(self) -> tuple[bool, np.ndarray | None]:
         # Reopening is the one rewind that works for every container (seeking does not), and

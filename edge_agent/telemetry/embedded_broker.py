@@ -24,10 +24,15 @@ class BrokerMissing(RuntimeError):
     """amqtt is not installed."""
 
 
-def _free_port(preferred: int = 0) -> int:
+def free_port(preferred: int = 0) -> int:
     """`preferred` if nothing listens there, else any free port."""
     for candidate in (preferred, 0) if preferred else (0,):
         with socket.socket() as probe:
+            # As the broker's own listener does (asyncio sets it): the connections of a run
+            # that just ended, still in TIME_WAIT, do not make the port look taken, and a quick
+            # re-run stays on 1883, where the README's dashboard command looks. A listener
+            # there still refuses the bind.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((HOST, candidate))
             except OSError:
@@ -40,7 +45,7 @@ class EmbeddedBroker:
     def __init__(self, preferred_port: int = 1883) -> None:
         """On `preferred_port` if it is free (so another terminal can find it), else on any
         free port; `.port` says which."""
-        self.port = _free_port(preferred_port)
+        self.port = free_port(preferred_port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
         self._thread: threading.Thread | None = None

@@ -1,6 +1,8 @@
 """The config check, the first one: it loads the configuration as the service does (the file,
 then the environment file's overrides, as systemd's EnvironmentFile= reads them) and leaves it
-in the run for every check that needs it.
+in the run for every check that needs it. It fails, too, on what `run`'s preflight refuses
+(`edge_agent.config.preflight`): a state folder it cannot write, a missing source file or TLS
+file.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ def check_config(doctor: DoctorRun) -> CheckResult:
             "\n".join(filter(None, [str(error), env_problem])),
             f"correct the lines named (`edge-agent config check {target}` lists every"
             " problem; config.yaml in the repository documents each key)",
+        )
+    from edge_agent.config.preflight import preflight
+
+    # What `run` would refuse to start on (the rules have a check of their own).
+    refused = [f for f in preflight(doctor.config, doctor.config_path, environ) if f.stops_run]
+    if refused:
+        return CheckResult(
+            "config",
+            Status.FAIL,
+            "\n".join(filter(None, [*(str(finding) for finding in refused), env_problem])),
+            "correct the settings named: `edge-agent run` refuses to start until then",
         )
     if doctor.config_path is None:
         loaded = f"no {base.DEFAULT_CONFIG}: built-in defaults{env_note}"
