@@ -141,6 +141,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="screen refresh interval (default 1)",
     )
+    web = parser.add_argument_group("web page (--web)")
+    web.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the dashboard as a web page with charts instead of the terminal view",
+    )
+    web.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="where the page is served (default 127.0.0.1:8080); any address other than"
+        " loopback needs a password",
+    )
+    web.add_argument(
+        "--password-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the page's password (HTTP Basic, any user name); default:"
+        " $EDGE_AGENT_DASHBOARD_WEB_PASSWORD",
+    )
+    web.add_argument(
+        "--history-hours",
+        type=_positive_seconds,
+        default=6.0,
+        metavar="HOURS",
+        help="how many hours of windows, plays and errors the page shows (default 6)",
+    )
     parser.add_argument(
         "--layout",
         choices=["auto", "panels", "table"],
@@ -197,6 +225,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"edge-agent dashboard: {error}", file=sys.stderr)
         return EXIT_NO_BROKER
+    if args.web:
+        if args.once is not None:
+            print("edge-agent dashboard: --once is for the terminal, not --web", file=sys.stderr)
+            return EXIT_NO_BROKER
+        from edge_agent.commands.dashboard.web import run_web  # aiohttp only when asked for
+
+        return run_web(args, settings, dict(os.environ))
     model = FleetModel(
         settings.base_topic, broker=settings.label, subscription=settings.subscription
     )
