@@ -30,6 +30,8 @@ import pytest
 from edge_agent.ads.values import PlayAudience, PlayEnd, PlayEvent
 from edge_agent.audience.values import AudienceMix
 from edge_agent.commands import dashboard
+from edge_agent.commands.dashboard.history import History
+from edge_agent.commands.dashboard.model import FleetModel, Outcome
 from edge_agent.commands.dashboard.web import PASSWORD_ENV, WebSetupError, web_settings
 from edge_agent.telemetry import payloads
 from edge_agent.telemetry.topics import Leaf, Topics
@@ -446,3 +448,65 @@ def test_an_empty_or_missing_password_file_is_a_clear_error(tmp_path: Path) -> N
     missing = tmp_path / "missing"
     with pytest.raises(WebSetupError, match=f"--password-file {missing}: No such file"):
         web_settings(arguments("--password-file", str(missing)), {})
+
+
+# --------------------------------------------------------------------------------------------
+# The history the process keeps (fed through the model, as the feed does)
+
+
+class FakeClock:
+    def __init__(self, wall: float) -> None:
+        self.wall = wall
+
+    def __call__(self) -> float:
+        return self.wall
+
+
+def report_message(end_wall: float, segments: dict[str, int]) -> tuple[str, bytes]:
+    report = audience_report(end_wall, segments)
+    return (
+        Topics(SITE, DEVICE).topic(Leaf.AUDIENCE_REPORT),
+        encoded(payloads.audience_report(SITE, DEVICE, report)),
+    )
+
+
+def test_history_counts_each_window_once_even_late_and_forgets_after_its_hours() -> None:
+    wall = 1_795_454_100.0  # a whole minute
+    clock = FakeClock(wall)
+    history = History(hours=1, bucket_s=60, clock=clock)
+    model = FleetModel(listener=history)
+
+    newer = report_message(wall - 5, {"female/20-34": 6})
+    older = report_message(wall - 65, {"male/20-34": 4})  # an outbox replay, arriving late
+    assert model.handle(*newer) is Outcome.ACCEPTED
+    assert model.handle(*newer) is Outcome.DUPLICATE  # a QoS 1 redelivery: counted once
+    assert model.handle(*older) is Outcome.OUT_OF_ORDER  # not shown as the last window...
+    series = history.scope("").series
+    assert [p.passers_by for p in series] == [4, 6]  # ...but in the history, in its minute
+    assert history.scope(SITE).series == series == history.scope(f"{SITE}/{DEVICE}").series
+    assert history.scope(f"{SITE}/{OTHER_DEVICE}").series == ()
+
+    # A display whose clock runs an hour ahead: kept nowhere, counted.
+    assert model.handle(*report_message(wall + 3600, {"female/20-34": 9})) is Outcome.ACCEPTED
+    assert history.outside == 1
+    assert sum(p.passers_by for p in history.scope("").series) == 10
+
+    clock.wall += 3600 + 120  # past the hour the history keeps
+    assert history.scope("").series == ()
+    model.handle(*report_message(wall - 30, {"other": 2}))  # now older than the hour kept
+    assert history.outside == 2
+    assert history.scope("").series == ()
+
+
+def test_plays_are_summed_per_creative_with_their_audience() -> None:
+    wall = time.time()
+    history = History(hours=1)
+    model = FleetModel(listener=history)
+    door = Topics(SITE, DEVICE)
+    for people, viewers in (({"female/20-34": 2}, 1), ({"female/20-34": 3, "other": 1}, 2)):
+        play = play_event("summer-sale", wall - 10, people, viewers)
+        assert model.handle(door.topic(Leaf.ADS_PLAY), play) is Outcome.ACCEPTED
+    (sale,) = history.scope("").creatives
+    assert (sale.creative_id, sale.plays, sale.people, sale.viewers) == ("summer-sale", 2, 6, 3)
+    assert sale.attention_s == 7.5 and sale.duration_s == 20.0
+    assert sale.segments == (("female/20-34", 5), ("other", 1))

@@ -23,6 +23,9 @@ Age brackets are read from the segment keys themselves (`passers_by_female_20_34
 female, 20-34), never hard-coded, because each device's `vision.age_brackets` decides them.
 Window times are shown in the dashboard machine's local time.
 
+`--web` serves the same fleet as a page with charts instead (`web.py`, `history.py`; the page
+is `web/`): see `web.py` for its routes, its password rule and its throttle.
+
 `--once SECONDS` connects, collects for that long after the subscription is acknowledged
 (retained states arrive at once; window reports are not retained and arrive only when a window
 closes), prints one plain snapshot to stdout and exits 0; it exits 2 with a one-line reason on
