@@ -98,6 +98,16 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _history_hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours") from None
+    if not math.isfinite(hours) or not 0 < hours <= 48:
+        raise argparse.ArgumentTypeError(f"{value!r}: hours must be more than 0 and at most 48")
+    return hours
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `edge-agent dashboard` options."""
     parser.add_argument(
@@ -167,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     web.add_argument(
         "--history-hours",
-        type=_positive_seconds,
+        type=_history_hours,
         default=6.0,
         metavar="HOURS",
         help="how many hours of windows, plays and errors the page shows (default 6)",

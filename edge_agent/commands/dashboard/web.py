@@ -123,10 +123,7 @@ def web_settings(args: argparse.Namespace, environ: dict[str, str]) -> WebSettin
             f"--listen {args.listen}: a page reachable from other machines needs a password"
             f" (--password-file FILE or ${PASSWORD_ENV}); or listen on 127.0.0.1"
         )
-    hours = args.history_hours
-    if not 0 < hours <= 48:
-        raise WebSetupError(f"--history-hours {hours:g}: expected more than 0 and at most 48")
-    return WebSettings(host, port, password, hours)
+    return WebSettings(host, port, password, args.history_hours)
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,13 +180,11 @@ def page_state(view: FleetView, history: ScopeHistory, scope: str) -> dict[str, 
     # Who is in front now: only displays that are online say so; an offline one's last value
     # is history.
     currents = [d.current for d in devices if d.current is not None and d.state == "online"]
-    brackets = {
-        s.bracket
-        for group in [t.segments for t in todays] + [w.segments for w in windows]
-        for s in group
-        if s.bracket
-    }
     mixes = history.mixes
+    # One set of brackets for the three mixes, so that their bars line up.
+    groups = [t.segments for t in todays] + [w.segments for w in windows]
+    groups += [m.segments for m in mixes]
+    brackets = {s.bracket for group in groups for s in group if s.bracket}
     return {
         "taken_ms": view.taken_ms,
         "broker": view.broker,

@@ -78,9 +78,9 @@ function update(name, data) {
 
 const bars = (align, size = [0.45, 28]) => uPlot.paths.bars({ size, align });
 
-// The time axis: at least the last hour up to now, so that a few buckets are not stretched
+// The time axis: at least the last 20 minutes up to now, so that a few buckets are not stretched
 // over the whole width (uPlot's own range would span years around a single point).
-const MIN_SPAN_S = 3600;
+const MIN_SPAN_S = 20 * 60;
 let timeRange = [0, 1];
 const timeScale = { time: true, range: () => timeRange };
 
