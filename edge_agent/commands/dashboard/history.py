@@ -9,12 +9,11 @@ Bounded in time and in size, whatever the fleet sends: windows are summed into b
 `bucket_s` (60 s) by the time they end, plays per creative into buckets of `PLAY_BUCKET_S`
 (10 min: the page shows plays as totals over the history, never per minute, and a bucket of
 plays with its segments costs far more than one of windows), and buckets older than `hours`
-are dropped;
-a record older than that, or more than a bucket ahead of this machine's clock (a display with a
-wrong clock), is counted as outside the history and kept nowhere. Each bucket is kept once for
-the fleet, once per site and once per device ("scopes"), so a page showing any of them reads
-its series without summing the fleet on every update. Memory: about (devices + sites + 1) x
-(hours x 60 window buckets + hours x 6 x creatives played per 10 minutes) small objects;
+are dropped; a record older than that, or more than a bucket ahead of this machine's clock (a
+display with a wrong clock), is counted as outside the history and kept nowhere. Each bucket is
+kept once for the fleet, once per site and once per device ("scopes"), so a page showing any of
+them reads its series without summing the fleet on every update. Memory: about (devices + sites
++ 1) x (hours x 60 window buckets + hours x 6 x creatives played per 10 minutes) small objects;
 measured, 100 displays x 6 h with 8 creatives: see docs/mqtt.md.
 """
 
@@ -23,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +134,10 @@ class History:
     """Fed by `FleetModel`'s listener (paho's thread), read by the web server (its own)."""
 
     def __init__(
-        self, hours: float = DEFAULT_HOURS, bucket_s: int = BUCKET_S, clock=time.time
+        self,
+        hours: float = DEFAULT_HOURS,
+        bucket_s: int = BUCKET_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.hours = hours
         self.bucket_s = bucket_s

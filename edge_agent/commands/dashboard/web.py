@@ -318,7 +318,6 @@ class DashboardServer:
     def __init__(self, settings: WebSettings, cache: StateCache) -> None:
         self.settings = settings
         self.cache = cache
-        self.pages = 0  # open event streams
         self._stopping = asyncio.Event()
 
     def app(self) -> web.Application:
@@ -351,7 +350,6 @@ class DashboardServer:
         scope = _check_scope(request)
         async with sse_response(request, ping_interval=PING_INTERVAL_S) as stream:
             await stream.write(f"retry: {RETRY_MS}\r\n\r\n".encode())
-            self.pages += 1
             gone = asyncio.ensure_future(stream.wait())  # ends when the page goes away
             sent_version = None
             try:
@@ -370,7 +368,6 @@ class DashboardServer:
             except (ConnectionResetError, TimeoutError):
                 log.debug("dashboard page %s went away", request.remote)
             finally:
-                self.pages -= 1
                 gone.cancel()
         return stream
 
