@@ -59,20 +59,39 @@ function makeChart(name, options, data) {
     { width: width(container), height: container.classList.contains("small") ? 180 : 220,
       ...options },
     data, container);
-  charts[name] = { chart, key: JSON.stringify(data), container };
+  charts[name] = {
+    chart, key: JSON.stringify(data), container, labels: [], last: -Infinity, pending: null,
+    timer: null,
+  };
   dashboard.chartUpdates[name] = [];
   return chart;
 }
 
-// Redraw only when the chart's own data changed, and note when (for the throttle's check).
-function update(name, data) {
+// Redraw a chart only when its own data changed, and never twice within a second (the draws
+// are a second apart already, but a draw takes some milliseconds: this holds per chart).
+function update(name, data, labels = null) {
   const entry = charts[name];
-  const key = JSON.stringify(data);
-  if (entry.key === key) return;
+  const key = JSON.stringify([data, labels]);
+  entry.pending = entry.key === key ? null : { key, data, labels };
+  flush(name);
+}
+
+function flush(name) {
+  const entry = charts[name];
+  if (entry.pending === null || entry.timer !== null) return;
+  const wait = entry.last + MIN_RENDER_GAP_MS - performance.now();
+  if (wait > 0) {
+    entry.timer = setTimeout(() => { entry.timer = null; flush(name); }, wait);
+    return;
+  }
+  const { key, data, labels } = entry.pending;
+  entry.pending = null;
   entry.key = key;
+  entry.last = performance.now();
+  if (labels !== null) entry.labels.splice(0, entry.labels.length, ...labels);
   entry.chart.setData(data);
   const times = dashboard.chartUpdates[name];
-  times.push(performance.now());
+  times.push(entry.last);
   if (times.length > 200) times.shift();
 }
 
@@ -107,7 +126,7 @@ function timeCharts() {
 
 // A bar chart over categories (age brackets, creatives): x is the category's index.
 function categoryChart(name, seriesList) {
-  const labels = [];
+  const labels = []; // the chart's categories, replaced in place when its data is
   const chart = makeChart(name, {
     series: [{}, ...seriesList],
     scales: {
@@ -139,11 +158,6 @@ function mixCharts() {
   ]);
 }
 
-function setLabels(name, labels) {
-  const kept = charts[name].labels;
-  kept.splice(0, kept.length, ...labels);
-}
-
 // -- drawing one state ---------------------------------------------------------------------------
 
 function drawMix(prefix, mix, brackets) {
@@ -167,9 +181,7 @@ function drawMix(prefix, mix, brackets) {
       rest.push(s.passers_by);
     }
   }
-  const name = `chart-mix-${prefix}`;
-  setLabels(name, labels);
-  update(name, [labels.map((_, i) => i), female, male, rest]);
+  update(`chart-mix-${prefix}`, [labels.map((_, i) => i), female, male, rest], labels);
 }
 
 function drawDevices(state) {
@@ -204,8 +216,9 @@ function drawCreatives(state) {
     body.append(tr);
   }
   const top = state.creatives.slice(0, 12);
-  setLabels("chart-plays", top.map((c) => c.creative_id));
-  update("chart-plays", [top.map((_, i) => i), top.map((c) => c.people), top.map((c) => c.viewers)]);
+  const names = top.map((c) => c.creative_id);
+  update("chart-plays", [names.map((_, i) => i), top.map((c) => c.people),
+    top.map((c) => c.viewers)], names);
   $("plays-note").textContent = `(finished plays, last ${state.history_hours} h)`;
 }
 
