@@ -11,6 +11,10 @@ it is taken in arrival order, because the broker's last will `offline` carries t
 connection *started* (it is built before connecting), which is older than the `online` it
 follows.
 
+A `listener` (the web dashboard's `History`) is told of each accepted message with its parsed
+value: states only when newer than the one shown, records (windows, plays, errors) always, so
+that a window replayed late from an outbox still counts in its minute.
+
 Age brackets are read from the segment keys themselves through `edge_agent.segments`, never
 hard-coded, because each device's `vision.age_brackets` decides them.
 
