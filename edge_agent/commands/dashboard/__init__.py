@@ -23,6 +23,9 @@ Age brackets are read from the segment keys themselves (`passers_by_female_20_34
 female, 20-34), never hard-coded, because each device's `vision.age_brackets` decides them.
 Window times are shown in the dashboard machine's local time.
 
+`--web` serves the same fleet as a page with charts instead (`web.py`, `history.py`; the page
+is `web/`): see `web.py` for its routes, its password rule and its throttle.
+
 `--once SECONDS` connects, collects for that long after the subscription is acknowledged
 (retained states arrive at once; window reports are not retained and arrive only when a window
 closes), prints one plain snapshot to stdout and exits 0; it exits 2 with a one-line reason on
@@ -95,6 +98,16 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _history_hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours") from None
+    if not math.isfinite(hours) or not 0 < hours <= 48:
+        raise argparse.ArgumentTypeError(f"{value!r}: hours must be more than 0 and at most 48")
+    return hours
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `edge-agent dashboard` options."""
     parser.add_argument(
@@ -140,6 +153,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="SECONDS",
         help="screen refresh interval (default 1)",
+    )
+    web = parser.add_argument_group("web page (--web)")
+    web.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the dashboard as a web page with charts instead of the terminal view",
+    )
+    web.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="where the page is served (default 127.0.0.1:8080); any address other than"
+        " loopback needs a password",
+    )
+    web.add_argument(
+        "--password-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the page's password (HTTP Basic, any user name); default:"
+        " $EDGE_AGENT_DASHBOARD_WEB_PASSWORD",
+    )
+    web.add_argument(
+        "--history-hours",
+        type=_history_hours,
+        default=6.0,
+        metavar="HOURS",
+        help="how many hours of windows, plays and errors the page shows (default 6)",
     )
     parser.add_argument(
         "--layout",
@@ -197,6 +238,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"edge-agent dashboard: {error}", file=sys.stderr)
         return EXIT_NO_BROKER
+    if args.web:
+        if args.once is not None:
+            print("edge-agent dashboard: --once is for the terminal, not --web", file=sys.stderr)
+            return EXIT_NO_BROKER
+        from edge_agent.commands.dashboard.web import run_web  # aiohttp only when asked for
+
+        return run_web(args, settings, dict(os.environ))
     model = FleetModel(
         settings.base_topic, broker=settings.label, subscription=settings.subscription
     )

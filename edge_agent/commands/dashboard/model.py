@@ -11,6 +11,10 @@ it is taken in arrival order, because the broker's last will `offline` carries t
 connection *started* (it is built before connecting), which is older than the `online` it
 follows.
 
+A `listener` (the web dashboard's `History`) is told of each accepted message with its parsed
+value: states only when newer than the one shown, records (windows, plays, errors) always, so
+that a window replayed late from an outbox still counts in its minute.
+
 Age brackets are read from the segment keys themselves through `edge_agent.segments`, never
 hard-coded, because each device's `vision.age_brackets` decides them.
 
@@ -26,6 +30,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -82,6 +87,8 @@ class Today:
     date: str
     passers_by: int
     viewers: int
+    # The day's mix (the sum of its closed mix spans, so it covers fewer than passers_by).
+    segments: tuple[Segment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,17 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class Mix:
+    """The longer span's mix (`mix_` keys) on the report that closes a span."""
+
+    window_start: str
+    window_end: str
+    passers_by: int
+    viewers: int
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Window:
     ts_ms: int  # the window's end
     window_start: str
@@ -118,6 +136,24 @@ class Window:
     viewers: int
     min_segment_size: int | None
     segments: tuple[Segment, ...]
+    # Dwell is over passers-by, attention over viewers (both None when the window had none).
+    dwell_mean_s: float | None = None
+    attention_mean_s: float | None = None
+    mix: Mix | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlayRecord:
+    """One finished play (`ads/play`) with the audience it had."""
+
+    ts_ms: int  # when it ended
+    creative_id: str
+    rule_id: str | None
+    duration_s: float
+    people: int
+    viewers: int
+    attention_s: float
+    segments: tuple[Segment, ...]  # people per segment; viewers is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,18 +262,21 @@ def _iso_ms(text: str | None) -> int | None:
     return round(moment.timestamp() * 1000) if moment.tzinfo else None
 
 
-def parse_segments(payload: dict[str, Any]) -> tuple[Segment, ...]:
-    """The window's segments from its flat keys (`passers_by_female_20_34`, `viewers_other`),
-    whatever brackets the device was configured with."""
+def parse_segments(
+    payload: dict[str, Any], measures: tuple[str, str] = SEGMENT_MEASURES
+) -> tuple[Segment, ...]:
+    """The segments from their flat keys (`passers_by_female_20_34`, `viewers_other`),
+    whatever brackets the device was configured with. `measures`: the key prefixes of the
+    people counted and of the viewers among them (`mix_passers_by`, `mix_viewers`)."""
     passers: dict[str, tuple[str | None, str | None, int]] = {}
     viewers: dict[str, int] = {}
     for key in payload:
-        parsed = parse_flat_segment(key, SEGMENT_MEASURES)
+        parsed = parse_flat_segment(key, measures)
         if parsed is None:
             continue
         measure, (name, gender, bracket) = parsed
         count = _count(payload, key)
-        if measure == "passers_by":
+        if measure == measures[0]:
             passers[name] = (gender, bracket, count)
         else:
             viewers[name] = count
@@ -272,6 +311,15 @@ def _health(payload: dict[str, Any], ts_ms: int) -> Health:
 
 
 def _window(payload: dict[str, Any], ts_ms: int) -> Window:
+    mix = None
+    if payload.get("mix_window_start") is not None:
+        mix = Mix(
+            _text(payload, "mix_window_start"),
+            _text(payload, "mix_window_end"),
+            _count(payload, "mix_passers_by"),
+            _count(payload, "mix_viewers"),
+            parse_segments(payload, ("mix_passers_by", "mix_viewers")),
+        )
     return Window(
         ts_ms,
         _text(payload, "window_start"),
@@ -280,6 +328,23 @@ def _window(payload: dict[str, Any], ts_ms: int) -> Window:
         _count(payload, "viewers"),
         _count(payload, "min_segment_size", optional=True),
         parse_segments(payload),
+        _number(payload, "dwell_mean_s", optional=True),
+        _number(payload, "attention_mean_s", optional=True),
+        mix,
+    )
+
+
+def _play(payload: dict[str, Any], ts_ms: int) -> PlayRecord:
+    return PlayRecord(
+        ts_ms,
+        _text(payload, "creative_id"),
+        _text(payload, "rule_id", optional=True),
+        _number(payload, "duration_s"),
+        _count(payload, "people"),
+        _count(payload, "viewers"),
+        _number(payload, "attention_s", optional=True) or 0.0,
+        # "people_x" keys only; "viewers_x" never occurs on a play, so nothing pairs with them.
+        parse_segments(payload, ("people", "viewers")),
     )
 
 
@@ -292,6 +357,13 @@ def _error(payload: dict[str, Any], ts_ms: int) -> ErrorEvent:
         _count(payload, "line", optional=True),
     )
 
+
+# Records, as opposed to states: each one counts, even one older than the one shown.
+EVENT_LEAVES = frozenset({Leaf.AUDIENCE_REPORT, Leaf.ADS_PLAY, Leaf.EVENTS_ERROR})
+
+# Called (under the model's lock, so keep it quick and never call back into the model) for
+# each accepted message with a parsed value: (site, device, leaf, value).
+Listener = Callable[[str, str, Leaf, object], None]
 
 # The DeviceView field each displayed leaf fills.
 _SLOT = {
@@ -314,8 +386,11 @@ class FleetModel:
         *,
         broker: str = DEFAULT_BROKER,
         subscription: str | None = None,
+        listener: Listener | None = None,
     ) -> None:
+        """`listener`: told of every accepted message (the web dashboard's history)."""
         self.base = base
+        self._listener = listener
         self.broker = broker
         self.subscription = subscription or fleet_subscription(base)
         self._lock = threading.Lock()
@@ -328,10 +403,17 @@ class FleetModel:
         self._out_of_order = 0
         self._connected = False
         self._connection_note: str | None = "connecting"
+        self._changes = 0
+
+    @property
+    def changes(self) -> int:
+        """Counts every message and connection change: a cheap "has anything changed"."""
+        return self._changes
 
     def set_connection(self, connected: bool, note: str | None = None) -> None:
         with self._lock:
             self._connected, self._connection_note = connected, note
+            self._changes += 1
 
     def handle(
         self,
@@ -345,6 +427,7 @@ class FleetModel:
         received_ms = round(time.time() * 1000) if received_ms is None else received_ms
         with self._lock:
             self._received += 1
+            self._changes += 1
             try:
                 outcome = self._apply(topic, payload, retained, received_ms)
             except Exception:
@@ -394,6 +477,7 @@ class FleetModel:
                 _text(payload, "date"),
                 _count(payload, "passers_by"),
                 _count(payload, "viewers"),
+                parse_segments(payload),
             )
         elif leaf is Leaf.ADS_PLAYING:
             value = Playing(
@@ -409,24 +493,33 @@ class FleetModel:
             value = _error(payload, ts_ms)
         elif leaf is Leaf.PRIVACY:
             value = _number(payload, "window_s", optional=True)
+        elif leaf is Leaf.ADS_PLAY:
+            value = _play(payload, ts_ms)
         else:
-            value = None  # ads/play, ads/decision: valid, nothing of theirs is on screen
+            value = None  # ads/decision: valid, nothing of its is on screen
 
         if message_id in self._seen_ids:
             return Outcome.DUPLICATE
         self._remember(message_id)
         current = self._devices.get((site, device)) or DeviceView(site, device)
+        outcome = Outcome.ACCEPTED
         slot = _SLOT.get(leaf)
         if slot is not None:
             shown = getattr(current, slot)
             # Availability goes by arrival: see the module docstring (the will's old ts).
             if leaf is not Leaf.AVAILABILITY and shown is not None and ts_ms < shown.ts_ms:
-                return Outcome.OUT_OF_ORDER
-            current = replace(current, **{slot: value})
+                outcome = Outcome.OUT_OF_ORDER
+            else:
+                current = replace(current, **{slot: value})
         elif leaf is Leaf.PRIVACY and value is not None:
             current = replace(current, window_s=value)
         self._devices[(site, device)] = current
-        return Outcome.ACCEPTED
+        # A record (a window, a play, an error) counts even when it is older than the one
+        # shown, e.g. replayed from an outbox; a stale state does not.
+        counts = outcome is Outcome.ACCEPTED or leaf in EVENT_LEAVES
+        if self._listener is not None and value is not None and counts:
+            self._listener(site, device, leaf, value)
+        return outcome
 
     def _remember(self, message_id: str) -> None:
         self._seen_ids.add(message_id)
