@@ -37,7 +37,7 @@ COMMANDS = (
     Command(
         "dashboard",
         "dashboard",
-        "live terminal view of one or many displays, from their MQTT broker",
+        "live view of one or many displays from their MQTT broker: terminal, or a web page (--web)",
     ),
     Command(
         "doctor",
