@@ -229,9 +229,8 @@ class HomeAssistant:
         for _ in deadline_loop(timeout):
             if self.process.poll() is not None:
                 raise Missing(f"Home Assistant exited: {self.log()[-1500:]}")
-            status, _ = self.request("GET", "/api/onboarding", auth=False)
-            # Before onboarding /api/onboarding answers 200; the API answers 401 without a token.
-            if status == 200 and self.request("GET", "/api/", auth=False)[0] in (200, 401):
+            # Answers without a token, before and after onboarding.
+            if self.request("GET", "/api/onboarding", auth=False)[0] == 200:
                 return time.monotonic() - began
         raise Missing(f"Home Assistant did not answer within {timeout:.0f} s: {self.log()[-1500:]}")
 
@@ -738,6 +737,7 @@ def main() -> int:
     parser.add_argument("--window-s", type=float, default=5.0, help="audience window")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="longest wait for discovery")
     parser.add_argument("--json", type=Path, help="write the numbers here")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the logs when it passes")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="edge-agent-ha-"))
@@ -779,10 +779,10 @@ def main() -> int:
             shutil.rmtree(folder, ignore_errors=True)
 
     passed = bool(checks) and all(c.passed for c in checks)
-    if passed:
+    if passed and not args.keep_logs:
         shutil.rmtree(folder, ignore_errors=True)
     else:
-        print(f"logs of HA, the daemon and mosquitto kept in {folder}", file=sys.stderr)
+        print(f"logs of HA, the daemon and mosquitto are in {folder}", file=sys.stderr)
     result = {
         "homeassistant_version": args.version,
         "python": sys.version.split()[0],
