@@ -1,16 +1,19 @@
-"""Home Assistant MQTT discovery: one device-based discovery message per display.
+"""Home Assistant MQTT discovery: one retained discovery message per sensor of a display.
 
-    <prefix>/device/edge_agent_<site>_<device>/config   (retained)
+    <prefix>/sensor/edge_agent_<site>_<device>/<sensor>/config   (retained)
 
-Device-based discovery (Home Assistant 2024.11 and later) declares every sensor of the device
-in one message: the device block, the origin, shared availability and each component with
-its own `unique_id`, so renaming an entity in Home Assistant survives restarts. The sensors
-read our ordinary retained state topics with `value_template`s, so there is one contract for
-every consumer, not a second set of topics for Home Assistant.
+One message per component is the discovery every Home Assistant reads, old and new.
+Device-based discovery (one message for the whole device, `<prefix>/device/...`) exists only
+since Home Assistant 2024.11: older ones, among them 2024.3, the last release for Python 3.11,
+ignore it, and a display would never appear (found by scripts/check_homeassistant.py). Each
+message carries the same device block, origin and availability, and its own `unique_id`, so
+renaming an entity in Home Assistant survives restarts. The sensors read our ordinary retained
+state topics with `value_template`s, so there is one contract for every consumer, not a second
+set of topics for Home Assistant.
 
 Availability comes from our availability topic: `online` is available; `stopped` (clean
 exit) and `offline` (the broker's last will) are both unavailable. Home Assistant announces
-its own restarts on `<prefix>/status`; the client re-sends this message and the states then.
+its own restarts on `<prefix>/status`; the client re-sends these messages and the states then.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def node_id(topics: Topics) -> str:
     return "".join(char if char.isalnum() else "_" for char in raw).lower()
 
 
-def discovery_topic(topics: Topics, prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}/device/{node_id(topics)}/config"
+def discovery_topic(topics: Topics, sensor: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/sensor/{node_id(topics)}/{sensor}/config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,19 +165,35 @@ def _template(field: str) -> str:
     return f"{{{{ value_json.{field} }}}}"
 
 
-def discovery_payload(
+def discovery_messages(
     topics: Topics,
     *,
     segments: tuple[str, ...],
     device_name: str | None = None,
-) -> dict[str, Any]:
-    """`segments`: the gender/bracket names a day's counts may have ("female/20-34", …,
-    "other", "unknown"); each gets a "passers-by today" sensor."""
+    prefix: str = DEFAULT_PREFIX,
+) -> dict[str, dict[str, Any]]:
+    """Discovery topic -> payload, one per sensor. `segments`: the gender/bracket names a
+    day's counts may have ("female/20-34", …, "other", "unknown"); each gets a "passers-by
+    today" sensor."""
     node = node_id(topics)
-    components: dict[str, dict[str, Any]] = {}
+    device = {
+        "ids": [node],
+        "name": device_name or f"edge-agent {topics.site} {topics.device}",
+        "mf": "edge-agent",
+        "mdl": "audience-aware signage display",
+        "sw": __version__,
+    }
+    availability = [
+        {
+            "topic": topics.topic(Leaf.AVAILABILITY),
+            "value_template": "{{ 'online' if value_json.state == 'online' else 'offline' }}",
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }
+    ]
+    messages: dict[str, dict[str, Any]] = {}
     for sensor in _sensors(segments):
         component: dict[str, Any] = {
-            "p": "sensor",
             "unique_id": f"{node}_{sensor.key}",
             "name": sensor.name,
             "state_topic": topics.topic(sensor.leaf),
@@ -190,24 +209,11 @@ def discovery_payload(
             component["device_class"] = sensor.device_class
         if sensor.diagnostic:
             component["entity_category"] = "diagnostic"
-        components[sensor.key] = component
-    return {
-        "dev": {
-            "ids": [node],
-            "name": device_name or f"edge-agent {topics.site} {topics.device}",
-            "mf": "edge-agent",
-            "mdl": "audience-aware signage display",
-            "sw": __version__,
-        },
-        "o": {"name": "edge-agent", "sw": __version__},
-        "cmps": components,
-        "availability": [
-            {
-                "topic": topics.topic(Leaf.AVAILABILITY),
-                "value_template": "{{ 'online' if value_json.state == 'online' else 'offline' }}",
-                "payload_available": "online",
-                "payload_not_available": "offline",
-            }
-        ],
-        "qos": 1,
-    }
+        component |= {
+            "dev": device,
+            "o": {"name": "edge-agent", "sw": __version__},
+            "availability": availability,
+            "qos": 1,
+        }
+        messages[discovery_topic(topics, sensor.key, prefix)] = component
+    return messages

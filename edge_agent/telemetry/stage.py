@@ -75,15 +75,14 @@ class TelemetryStage:
         site, device = self.topics.site, self.topics.device
         settings = self.settings
         if settings.discovery:
-            discovery = homeassistant.discovery_payload(
-                self.topics, segments=self.segments, device_name=settings.device_name
+            discovery = homeassistant.discovery_messages(
+                self.topics,
+                segments=self.segments,
+                device_name=settings.device_name,
+                prefix=settings.discovery_prefix,
             )
-            self.link.set_state(
-                Message(
-                    homeassistant.discovery_topic(self.topics, settings.discovery_prefix),
-                    encode(discovery),
-                )
-            )
+            for topic, payload in discovery.items():
+                self.link.set_state(Message(topic, encode(payload)))
         self._state(
             Leaf.PRIVACY,
             payloads.privacy(

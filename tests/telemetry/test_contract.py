@@ -211,17 +211,14 @@ def test_daemon_stats_are_published_as_they_are():
 def test_home_assistant_discovery_reads_only_fields_that_exist():
     topics = Topics(*IDS)
     segments = ("female/0-12", "male/55+", "other", "unknown")
-    discovery = homeassistant.discovery_payload(topics, segments=segments)
-    assert homeassistant.discovery_topic(topics) == (
-        "homeassistant/device/edge_agent_berlin_mitte_door_left/config"
-    )
-    components = discovery["cmps"]
-    unique_ids = [c["unique_id"] for c in components.values()]
-    assert len(set(unique_ids)) == len(unique_ids)
-    assert all(uid.startswith("edge_agent_berlin_mitte_door_left_") for uid in unique_ids)
+    messages = homeassistant.discovery_messages(topics, segments=segments)
+    node = homeassistant.node_id(topics)
+    components = {c["unique_id"].removeprefix(f"{node}_"): c for c in messages.values()}
+    assert homeassistant.discovery_topic(topics, "viewers_now") in messages
+    assert len(components) == len(messages)
+    assert node == "edge_agent_berlin_mitte_door_left"
     by_type = {spec.leaf: spec.message_type for spec in TOPICS}
     for key, component in components.items():
-        assert component["p"] == "sensor"
         leaf = parse_topic(component["state_topic"])[2]
         field = re.search(r"value_json\.(\w+)", component["value_template"]).group(1)
         document = schema(by_type[leaf])
@@ -229,14 +226,14 @@ def test_home_assistant_discovery_reads_only_fields_that_exist():
         assert field in document["properties"] or any(re.match(p, field) for p in patterns), (
             f"{key} reads {field}, which {by_type[leaf]} does not have"
         )
+        (availability,) = component["availability"]
+        assert availability["topic"] == topics.topic(Leaf.AVAILABILITY)
+        assert component["dev"]["ids"] == ["edge_agent_berlin_mitte_door_left"]
     assert components["viewers_now"]["state_class"] == "measurement"
     assert components["passers_by_today"]["state_class"] == "total_increasing"
     assert components["viewers_today"]["state_class"] == "total_increasing"
     assert "passers_by_today_male_55_plus" in components
     assert components["fps"]["entity_category"] == "diagnostic"
-    (availability,) = discovery["availability"]
-    assert availability["topic"] == topics.topic(Leaf.AVAILABILITY)
-    assert discovery["dev"]["ids"] == ["edge_agent_berlin_mitte_door_left"]
 
 
 DOCS = REPO / "docs" / "mqtt.md"

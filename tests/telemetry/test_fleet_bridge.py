@@ -277,12 +277,14 @@ def test_acl_recipe_keeps_each_display_to_its_own_topics(central):
         # by allowed messages: once those arrive, a denied one would have arrived before them.
         attempt(central, other, b"forged by door-left", *door_left)
         attempt(central, "edge-agent/elsewhere/door-left/stats", b"forged by door-left", *door_left)
-        attempt(central, discovery_topic(door_right), b"forged by door-left", *door_left)
+        attempt(
+            central, discovery_topic(door_right, "viewers_now"), b"forged by door-left", *door_left
+        )
         attempt(central, "edge-agent/dashboard/x/stats", b"forged", "dashboard", "dashboard-secret")
         # Allowed: its own topics, and its own discovery (the per-display lines).
         publish(
             central,
-            [(discovery_topic(TOPICS), b"{}"), (own, b"own report")],
+            [(discovery_topic(TOPICS, "viewers_now"), b"{}"), (own, b"own report")],
             tls=True,
             username=DISPLAY_USER,
             password="display-secret",
@@ -296,7 +298,7 @@ def test_acl_recipe_keeps_each_display_to_its_own_topics(central):
         )
         consumer.wait_for_messages(3)
         assert [(m.topic, m.payload) for m in consumer.messages()] == [
-            (discovery_topic(TOPICS), b"{}"),
+            (discovery_topic(TOPICS, "viewers_now"), b"{}"),
             (own, b"own report"),
             (door_right.topic(Leaf.STATS), b"door-right's own"),
         ]

@@ -82,7 +82,7 @@ def test_states_come_before_online_and_every_message_follows_its_schema(broker, 
     online = topics.index(TOPICS.topic(Leaf.AVAILABILITY))
     before_online = set(topics[:online])
     assert {
-        discovery_topic(TOPICS),
+        discovery_topic(TOPICS, "viewers_now"),
         TOPICS.topic(Leaf.PRIVACY),
         TOPICS.topic(Leaf.AUDIENCE_TODAY),
         TOPICS.topic(Leaf.AUDIENCE_CURRENT),
@@ -289,23 +289,24 @@ def test_credentials_from_the_environment_or_a_file(broker_factory, tmp_path):
 
 
 def test_home_assistant_restart_gets_discovery_and_states_again(broker, tmp_path):
+    viewers_now = discovery_topic(TOPICS, "viewers_now")  # one of its discovery messages
     collector = Collector(broker, ALL)
     assert collector.wait_connected()
     stage = make_stage(broker, tmp_path)
     stage.start()
     collector.wait_for_messages(1, TOPICS.topic(Leaf.AVAILABILITY))
-    assert len(collector.messages(discovery_topic(TOPICS))) == 1
+    assert len(collector.messages(viewers_now)) == 1
     publish(broker, [("homeassistant/status", "online")])
-    collector.wait_for_messages(2, discovery_topic(TOPICS))
+    collector.wait_for_messages(2, viewers_now)
     collector.wait_for_messages(2, TOPICS.topic(Leaf.AUDIENCE_TODAY))
     # Its "offline" (Home Assistant going down) changes nothing.
     publish(broker, [("homeassistant/status", "offline")])
     time.sleep(0.3)
-    assert len(collector.messages(discovery_topic(TOPICS))) == 2
+    assert len(collector.messages(viewers_now)) == 2
     stage.stop()
     collector.close()
-    discovery = json.loads(collector.payloads(discovery_topic(TOPICS))[0])
-    assert discovery["cmps"]["viewers_now"]["state_topic"] == TOPICS.topic(Leaf.AUDIENCE_CURRENT)
+    discovery = json.loads(collector.payloads(viewers_now)[0])
+    assert discovery["state_topic"] == TOPICS.topic(Leaf.AUDIENCE_CURRENT)
 
 
 def test_discovery_can_be_turned_off(broker, tmp_path):
