@@ -38,6 +38,8 @@ KeyPath = tuple[Any, ...]
 
 # The most a rules or config file may hold; a hand-written one is a few kilobytes.
 MAX_YAML_BYTES = 1024 * 1024
+# The most a secret's file (`mqtt.password_file`) may hold.
+MAX_SECRET_BYTES = 4096
 # Values a document may expand to through aliases (each alias counts what it repeats): far
 # more than any real file, far less than a "billion laughs" bomb.
 MAX_EXPANDED_NODES = 100_000
