@@ -164,7 +164,9 @@ class _CrossCheck:
         self.file = file
         self.lines = lines
         self.brackets = brackets
-        self.folder = Path(file).resolve().parent
+        # The folder the file is named in (not where a symlinked file points): media stay
+        # found when the file is replaced by a link elsewhere and the last good copy is used.
+        self.folder = Path(os.path.abspath(file)).parent.resolve()
         self.problems: list[Problem] = []
 
     def problem(self, path: KeyPath, message: str) -> None:
