@@ -321,8 +321,12 @@ def _measure(root: yaml.Node) -> None:
     measured: dict[int, tuple[int, int]] = {}  # node -> (values it expands to, its height)
     open_nodes: set[int] = set()
 
+    repeated = False  # whether an alias has repeated a value yet
+
     def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        nonlocal repeated
         known = measured.get(id(node))
+        repeated = repeated or (known is not None and known[0] > 1)
         if known is None:
             if id(node) in open_nodes:
                 raise _Refused(
@@ -346,11 +350,14 @@ def _measure(root: yaml.Node) -> None:
                 total += child_total
                 height = max(height, child_height + 1)
                 if total > MAX_EXPANDED_NODES:
-                    raise _Refused(
-                        f"YAML error: the aliases here expand to more than"
-                        f" {MAX_EXPANDED_NODES:,} values (a YAML bomb?)",
-                        node.start_mark,
+                    reason = (
+                        f"the aliases here expand to more than {MAX_EXPANDED_NODES:,} values"
+                        " (a YAML bomb?)"
+                        if repeated
+                        else f"more than {MAX_EXPANDED_NODES:,} keys and values from here on,"
+                        " the limit for one file"
                     )
+                    raise _Refused(f"YAML error: {reason}", node.start_mark)
             open_nodes.discard(id(node))
             known = measured[id(node)] = (total, height)
         if depth + known[1] > MAX_DEPTH:
