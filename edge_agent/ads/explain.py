@@ -7,12 +7,14 @@ print(format_decision(decide(table, people, at), table))
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge_agent.ads.rules import RuleTable
 from edge_agent.ads.values import Decision, DecisionKind, Outcome
 from edge_agent.audience.values import NO_ESTIMATE, PersonEstimate, PersonNow
 from edge_agent.segments import Brackets, Gender
+
+if TYPE_CHECKING:  # `rules explain`'s argument parser imports this module: keep it light
+    from edge_agent.ads.rules import RuleTable
 
 PERSON_FORMAT = "GENDER:AGE[:away][:ATTENTION_S]"
 # The ages and attention a made-up person may have: what a camera could see.

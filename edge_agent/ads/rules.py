@@ -209,8 +209,8 @@ class _CrossCheck:
         raw_rules = data.get("rules")
         if isinstance(raw_rules, list) and len(raw_rules) <= MAX_RULES:
             self.rules(_valid_items(Rule, raw_rules), known)
-        if known is None:
-            return  # no list of creatives to check names against
+        if not known:
+            return  # no creatives to check names against: every name would be "unknown"
         minors = data.get("minors")
         playlists = [("default_playlist",), ("minors", "playlist")]
         for path, ids in zip(
@@ -242,7 +242,7 @@ class _CrossCheck:
             if rule.id in seen_rules:
                 self.problem((*path, "id"), f"duplicate rule id {rule.id!r}")
             seen_rules.add(rule.id)
-            if known is not None:
+            if known:
                 self.refs((*path, "creatives"), rule.creatives, known)
             for bracket_index, bracket in enumerate(rule.audience.brackets or ()):
                 if bracket not in self.brackets.labels:
