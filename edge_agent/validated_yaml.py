@@ -10,12 +10,21 @@ Shared by the configuration (`edge_agent.config`) and the ad rules (`edge_agent.
 
 A syntax error still names the key it happened under, found by replaying the YAML events up to
 the error, so every problem carries a file, a line and a key path.
+
+Every file a user writes is read through `read_user_file` / `read_user_text` first: only a
+regular file, at most `limit` bytes (at most limit + 1 are ever read, so /dev/zero or a FIFO
+cannot grow memory or block), and UTF-8 with the line of the first bad byte named. YAML
+bombs (aliases that expand past `MAX_EXPANDED_NODES` values), self-referring anchors, nesting
+past `MAX_DEPTH` and every constructor failure (`!!bool maybe`, `!!timestamp x`, unknown
+tags, a bad `<<` merge) become a `ProblemsError` with the file and line.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -26,6 +35,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 KeyPath = tuple[Any, ...]
+
+# The most a rules or config file may hold; a hand-written one is a few kilobytes.
+MAX_YAML_BYTES = 1024 * 1024
+# The most a secret's file (`mqtt.password_file`) may hold.
+MAX_SECRET_BYTES = 4096
+# Values a document may expand to through aliases (each alias counts what it repeats): far
+# more than any real file, far less than a "billion laughs" bomb.
+MAX_EXPANDED_NODES = 100_000
+# Nesting of mappings and lists; deeper would exhaust Python's stack in the constructor.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +100,85 @@ def kind_of(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_user_file(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
+    """The bytes of a file a user wrote; `ProblemsError` (naming the file) unless it is a
+    regular file of at most `limit` bytes. Never blocks on a FIFO, never reads more than
+    limit + 1 bytes (a file may grow between the size check and the read)."""
+    file = os.fspath(path)
+
+    def refused(reason: str) -> ProblemsError:
+        return ProblemsError([Problem(f"cannot read the {what}: {reason}", file)])
+
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+        descriptor = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise refused(error.strerror or str(error)) from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise refused(f"it is {_file_kind(info.st_mode)}, not a regular file")
+        if info.st_size > limit:
+            raise refused(f"{info.st_size:,} bytes, over the limit of {limit:,}")
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as error:
+        raise refused(error.strerror or str(error)) from None
+    finally:
+        os.close(descriptor)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise refused(f"over the limit of {limit:,} bytes")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISFIFO: "a named pipe (FIFO)",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
+
+
+def decode_utf8(raw: bytes, file: str | None) -> str:
+    """`raw` as text; `ProblemsError` naming the line and column of the first byte that is
+    not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        byte = raw[error.start : error.start + 1].hex()
+        message = f"not UTF-8 text: byte 0x{byte} ({error.reason}); save the file as UTF-8"
+        raise ProblemsError([Problem(message, file, line, column)]) from None
+
+
+def read_user_text(path: str | os.PathLike[str], limit: int, what: str) -> tuple[bytes, str]:
+    """`read_user_file`, then `decode_utf8`: the raw bytes and their text."""
+    raw = read_user_file(path, limit, what)
+    return raw, decode_utf8(raw, os.fspath(path))
+
+
+# --------------------------------------------------------------------------------------------
 # Parsing
 
 
 def parse_yaml(text: str, file: str | None) -> tuple[Any, dict[KeyPath, int]]:
     """The document as plain Python values, and the 1-based line of every key and list item."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text)
     except yaml.reader.ReaderError as error:  # the reader checks every character up front
         line = text.count("\n", 0, error.position) + 1
         message = f"YAML error: character {error.character!r} is not allowed in YAML"
@@ -101,16 +192,38 @@ def parse_yaml(text: str, file: str | None) -> tuple[Any, dict[KeyPath, int]]:
         column = None if mark is None else mark.column + 1
         return Problem(message, file, line, column, dotted(path))
 
+    def construct(node: yaml.Node, path: KeyPath) -> Any:
+        # A tag's constructor may raise anything: KeyError for `!!bool maybe`,
+        # AttributeError for `!!timestamp x`, ValueError, OverflowError, ConstructorError.
+        try:
+            return loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as error:
+            reason = error.problem or error.context or "invalid value"
+            problems.append(located(f"YAML error: {reason}", node.start_mark, path))
+        except Exception as error:  # PyYAML constructors raise any kind (see above)
+            problems.append(located(_bad_value(node, error), node.start_mark, path))
+        return None
+
     def build(node: yaml.Node, path: KeyPath) -> Any:
         lines.setdefault(path, node.start_mark.line + 1)
         if id(node) in walked:  # walk each node once: an alias bomb is 9**9 walks of 9 nodes
-            return loader.construct_object(node, deep=True)
+            return construct(node, path)
         walked.add(id(node))
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+            return construct(node, path)  # `!!set`, `!!omap`, unknown tags: their constructor
         if isinstance(node, yaml.MappingNode):
-            loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+            try:
+                loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+            except yaml.MarkedYAMLError as error:
+                reason = error.problem or "invalid merge key"
+                # The error's own mark is where the merged value was defined: name the `<<`.
+                merge_keys = [k for k, _ in node.value if k.tag == "tag:yaml.org,2002:merge"]
+                mark = (merge_keys[0] if merge_keys else node).start_mark
+                problems.append(located(f"YAML error: {reason}", mark, path))
+                return None
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
+                key = construct(key_node, path)
                 if isinstance(key, list | dict) or not _hashable(key):
                     problems.append(
                         located("a key must be a plain value", key_node.start_mark, path)
@@ -130,11 +243,15 @@ def parse_yaml(text: str, file: str | None) -> tuple[Any, dict[KeyPath, int]]:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [build(item, (*path, index)) for index, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
+        return construct(node, path)
 
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _measure(root)
         data = None if root is None else build(root, ())
+    except _Refused as refused:
+        raise ProblemsError([located(refused.reason, refused.mark)]) from None
     except yaml.MarkedYAMLError as error:
         reason = error.problem or "invalid YAML"
         if error.context:
@@ -145,16 +262,112 @@ def parse_yaml(text: str, file: str | None) -> tuple[Any, dict[KeyPath, int]]:
                 reason += f" on line {error.context_mark.line + 1}"
             reason += ")"
         mark = error.problem_mark or error.context_mark
-        path = _path_at_error(text)
+        path = _path_at_error(text, mark)
         raise ProblemsError([located(f"YAML syntax error: {reason}", mark, path)]) from None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as error:
-        # Constructors raise plain errors too (a timestamp like 2026-13-45, deep nesting).
-        raise ProblemsError([Problem(f"YAML error: {error}", file, 1)]) from None
+        # Anything the checks above missed still names a file and the reader's line.
+        mark = loader.get_mark()
+        raise ProblemsError([located(f"YAML error: {error}", mark)]) from None
     finally:
         loader.dispose()
     if problems:
         raise ProblemsError(problems)
     return data, lines
+
+
+_PLAIN_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+def _bad_value(node: yaml.Node, error: Exception) -> str:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    if isinstance(node, yaml.ScalarNode):
+        return f"{node.value!r} is not a valid {tag} value"
+    return f"cannot build this {tag} value: {type(error).__name__}: {error}"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than `MAX_DEPTH` while it composes (the
+    composer recurses once per level: a file of 100,000 `[` would exhaust the stack)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, mark: yaml.Mark) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.mark = mark
+
+
+def _measure(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand it past `MAX_EXPANDED_NODES` values or
+    `MAX_DEPTH` levels, or make it contain itself, before anything walks the expansion."""
+    measured: dict[int, tuple[int, int]] = {}  # node -> (values it expands to, its height)
+    open_nodes: set[int] = set()
+
+    repeated = False  # whether an alias has repeated a value yet
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        nonlocal repeated
+        known = measured.get(id(node))
+        repeated = repeated or (known is not None and known[0] > 1)
+        if known is None:
+            if id(node) in open_nodes:
+                raise _Refused(
+                    "YAML error: an alias refers to a value it is inside of", node.start_mark
+                )
+            if depth > MAX_DEPTH:
+                raise _Refused(
+                    f"YAML error: nested more than {MAX_DEPTH} levels deep (through aliases)",
+                    node.start_mark,
+                )
+            open_nodes.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                children = [child for pair in node.value for child in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            else:
+                children = []
+            total, height = 1, 0
+            for child in children:
+                child_total, child_height = measure(child, depth + 1)
+                total += child_total
+                height = max(height, child_height + 1)
+                if total > MAX_EXPANDED_NODES:
+                    reason = (
+                        f"the aliases here expand to more than {MAX_EXPANDED_NODES:,} values"
+                        " (a YAML bomb?)"
+                        if repeated
+                        else f"more than {MAX_EXPANDED_NODES:,} keys and values from here on,"
+                        " the limit for one file"
+                    )
+                    raise _Refused(f"YAML error: {reason}", node.start_mark)
+            open_nodes.discard(id(node))
+            known = measured[id(node)] = (total, height)
+        if depth + known[1] > MAX_DEPTH:
+            raise _Refused(
+                f"YAML error: nested more than {MAX_DEPTH} levels deep (through aliases)",
+                node.start_mark,
+            )
+        return known
+
+    measure(root, 1)
 
 
 def _hashable(value: Any) -> bool:
@@ -165,12 +378,15 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _path_at_error(text: str) -> KeyPath:
+def _path_at_error(text: str, mark: yaml.Mark | None) -> KeyPath:
     """The key path the parser was inside when it failed, found by replaying the YAML events
     up to the error with a stack of open mappings (and their current key) and sequences."""
     stack: list[_Open] = []
+    stop_at = len(text) if mark is None else mark.index
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if event.start_mark.index >= stop_at or len(stack) > MAX_DEPTH:
+                break  # the rest is after the error (and may be slow to scan)
             starts = isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent)
             if starts or isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
                 if stack:

@@ -7,14 +7,19 @@ print(format_decision(decide(table, people, at), table))
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge_agent.ads.rules import RuleTable
 from edge_agent.ads.values import Decision, DecisionKind, Outcome
 from edge_agent.audience.values import NO_ESTIMATE, PersonEstimate, PersonNow
 from edge_agent.segments import Brackets, Gender
 
+if TYPE_CHECKING:  # `rules explain`'s argument parser imports this module: keep it light
+    from edge_agent.ads.rules import RuleTable
+
 PERSON_FORMAT = "GENDER:AGE[:away][:ATTENTION_S]"
+# The ages and attention a made-up person may have: what a camera could see.
+MAX_AGE_YEARS = 120.0
+MAX_ATTENTION_S = 24 * 3600.0
 
 
 def make_person(
@@ -53,6 +58,8 @@ def parse_person(text: str, track_id: int, brackets: Brackets, attention_s: floa
         age = None if parts[1] in ("?", "unknown") else float(parts[1])
     except ValueError:
         raise ValueError(f"--person {text!r}: age is a number of years or ?") from None
+    if age is not None and not (0 <= age <= MAX_AGE_YEARS):  # also false for nan
+        raise ValueError(f"--person {text!r}: age is out of range: 0 to {MAX_AGE_YEARS:g}")
     looking = True
     for extra in parts[2:]:
         if extra == "away":
@@ -62,6 +69,9 @@ def parse_person(text: str, track_id: int, brackets: Brackets, attention_s: floa
             attention_s = float(extra)
         except ValueError:
             raise ValueError(f"--person {text!r}: expected {PERSON_FORMAT}") from None
+        if not (0 <= attention_s <= MAX_ATTENTION_S):
+            message = f"attention is out of range: 0 to {MAX_ATTENTION_S:g} seconds"
+            raise ValueError(f"--person {text!r}: {message}")
     known_gender = None if gender in (Gender.UNKNOWN, "?") else gender
     return make_person(
         track_id, known_gender, age, brackets, looking=looking, attention_s=attention_s

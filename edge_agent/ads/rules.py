@@ -15,12 +15,16 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from edge_agent.ads.rules_schema import (
     IMAGE_SUFFIXES,
+    MAX_CREATIVES,
+    MAX_PLAYLIST,
+    MAX_RULES,
     VIDEO_SUFFIXES,
     CreativeSpec,
     GroupPolicy,
@@ -31,6 +35,7 @@ from edge_agent.ads.rules_schema import (
 from edge_agent.ads.values import Creative, MediaKind
 from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 from edge_agent.validated_yaml import (
+    MAX_YAML_BYTES,
     KeyPath,
     Problem,
     ProblemsError,
@@ -39,7 +44,10 @@ from edge_agent.validated_yaml import (
     line_of,
     parse_yaml,
     problems_from_validation,
+    read_user_text,
 )
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class RulesError(ProblemsError):
@@ -86,17 +94,23 @@ def load_rules(path: str | os.PathLike[str], brackets: Brackets = DEFAULT_BRACKE
     """Read and validate a rules file; raises `RulesError` listing every problem.
 
     `brackets` are the age brackets the config defines: their labels are what `brackets:` in a
-    rule may name.
+    rule may name. The file must be a regular file of at most `MAX_YAML_BYTES`.
     """
+    return load_rules_with_bytes(path, brackets)[0]
+
+
+def load_rules_with_bytes(
+    path: str | os.PathLike[str], brackets: Brackets = DEFAULT_BRACKETS
+) -> tuple[RuleTable, bytes]:
+    """`load_rules`, and the exact bytes the table was made from (what a last good copy keeps:
+    the file may change again while it is being checked)."""
     file = os.fspath(path)
     try:
-        raw = Path(file).read_bytes()
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise RulesError(
-            [Problem(f"cannot read the rules file: {error}", file, 1, key_path=TOP_LEVEL)]
-        ) from None
-    return parse_rules(text, file, brackets, version_id=hashlib.sha256(raw).hexdigest()[:12])
+        raw, text = read_user_text(file, MAX_YAML_BYTES, "rules file")
+    except ProblemsError as error:
+        raise RulesError(_keyed(error.problems)) from None
+    table = parse_rules(text, file, brackets, version_id=hashlib.sha256(raw).hexdigest()[:12])
+    return table, raw
 
 
 def parse_rules(
@@ -123,30 +137,36 @@ def parse_rules(
                 )
             ]
         )
+    checker = _CrossCheck(file, lines, brackets)
     try:
         spec = RulesFile.model_validate(data)
     except ValidationError as error:
         problems = problems_from_validation(error, RulesFile, data, file, lines)
-        raise RulesError(_keyed(sorted(problems, key=lambda p: p.line or 0))) from None
-    checker = _CrossCheck(spec, file, lines, brackets)
-    table = checker.table(version_id or hashlib.sha256(text.encode()).hexdigest()[:12])
+        # The parts the schema accepts are cross-checked too (media files, ids), so that
+        # every problem is reported at once rather than one round of fixes at a time.
+        checker.check_parts(data)
+        raise RulesError(_keyed(_by_line(problems + checker.problems))) from None
+    table = checker.table(spec, version_id or hashlib.sha256(text.encode()).hexdigest()[:12])
     if checker.problems:
-        raise RulesError(sorted(checker.problems, key=lambda p: p.line or 0))
+        raise RulesError(_by_line(checker.problems))
     assert table is not None
     return table
+
+
+def _by_line(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: p.line or 0)
 
 
 class _CrossCheck:
     """What the schema cannot see: ids that must exist or be unique, media files, brackets."""
 
-    def __init__(
-        self, spec: RulesFile, file: str, lines: dict[KeyPath, int], brackets: Brackets
-    ) -> None:
-        self.spec = spec
+    def __init__(self, file: str, lines: dict[KeyPath, int], brackets: Brackets) -> None:
         self.file = file
         self.lines = lines
         self.brackets = brackets
-        self.folder = Path(file).resolve().parent
+        # The folder the file is named in (not where a symlinked file points): media stay
+        # found when the file is replaced by a link elsewhere and the last good copy is used.
+        self.folder = Path(os.path.abspath(file)).parent.resolve()
         self.problems: list[Problem] = []
 
     def problem(self, path: KeyPath, message: str) -> None:
@@ -154,37 +174,13 @@ class _CrossCheck:
             Problem(message, self.file, line_of(self.lines, path) or 1, key_path=dotted(path))
         )
 
-    def table(self, version_id: str) -> RuleTable | None:
-        spec = self.spec
-        creatives: dict[str, Creative] = {}
-        for index, creative_spec in enumerate(spec.creatives):
-            path = ("creatives", index)
-            if creative_spec.id in creatives or any(
-                c.id == creative_spec.id for c in spec.creatives[:index]
-            ):
-                self.problem((*path, "id"), f"duplicate creative id {creative_spec.id!r}")
-                continue
-            creative = self.creative(creative_spec, path)
-            if creative is not None:
-                creatives[creative_spec.id] = creative
+    def table(self, spec: RulesFile, version_id: str) -> RuleTable | None:
+        creatives = self.creatives(list(enumerate(spec.creatives)))
         known = {c.id for c in spec.creatives}
         self.refs(("default_playlist",), spec.default_playlist, known)
         if spec.minors.playlist is not None:
             self.refs(("minors", "playlist"), spec.minors.playlist, known)
-        seen_rules: set[str] = set()
-        for index, rule in enumerate(spec.rules):
-            path = ("rules", index)
-            if rule.id in seen_rules:
-                self.problem((*path, "id"), f"duplicate rule id {rule.id!r}")
-            seen_rules.add(rule.id)
-            self.refs((*path, "creatives"), rule.creatives, known)
-            for bracket_index, bracket in enumerate(rule.audience.brackets or ()):
-                if bracket not in self.brackets.labels:
-                    self.problem(
-                        (*path, "audience", "brackets", bracket_index),
-                        f"unknown age bracket {bracket!r}; the config's brackets are"
-                        f" {', '.join(self.brackets.labels)}",
-                    )
+        self.rules(list(enumerate(spec.rules)), known)
         if self.problems:
             return None
         neutral = spec.minors.playlist or spec.default_playlist
@@ -202,9 +198,63 @@ class _CrossCheck:
             brackets=self.brackets,
         )
 
-    def refs(self, path: KeyPath, ids: tuple[str, ...], known: set[str]) -> None:
+    def check_parts(self, data: dict[Any, Any]) -> None:
+        """Cross-check a file that failed the schema: each creative and rule that is valid
+        on its own, and every playlist entry that names an id."""
+        raw_creatives = data.get("creatives")
+        known: set[str] | None = None
+        if isinstance(raw_creatives, list) and len(raw_creatives) <= MAX_CREATIVES:
+            known = {c["id"] for c in raw_creatives if isinstance(c, dict) and _text(c.get("id"))}
+            self.creatives(_valid_items(CreativeSpec, raw_creatives))
+        raw_rules = data.get("rules")
+        if isinstance(raw_rules, list) and len(raw_rules) <= MAX_RULES:
+            self.rules(_valid_items(Rule, raw_rules), known)
+        if not known:
+            return  # no creatives to check names against: every name would be "unknown"
+        minors = data.get("minors")
+        playlists = [("default_playlist",), ("minors", "playlist")]
+        for path, ids in zip(
+            playlists,
+            (data.get("default_playlist"), minors.get("playlist") if _is_map(minors) else None),
+            strict=True,
+        ):
+            if isinstance(ids, list) and len(ids) <= MAX_PLAYLIST:
+                self.refs(path, tuple(i if _text(i) else None for i in ids), known)
+
+    def creatives(self, items: list[tuple[int, CreativeSpec]]) -> dict[str, Creative]:
+        creatives: dict[str, Creative] = {}
+        seen: set[str] = set()
+        for index, creative_spec in items:
+            path = ("creatives", index)
+            if creative_spec.id in seen:
+                self.problem((*path, "id"), f"duplicate creative id {creative_spec.id!r}")
+                continue
+            seen.add(creative_spec.id)
+            creative = self.creative(creative_spec, path)
+            if creative is not None:
+                creatives[creative_spec.id] = creative
+        return creatives
+
+    def rules(self, items: list[tuple[int, Rule]], known: set[str] | None) -> None:
+        seen_rules: set[str] = set()
+        for index, rule in items:
+            path = ("rules", index)
+            if rule.id in seen_rules:
+                self.problem((*path, "id"), f"duplicate rule id {rule.id!r}")
+            seen_rules.add(rule.id)
+            if known:
+                self.refs((*path, "creatives"), rule.creatives, known)
+            for bracket_index, bracket in enumerate(rule.audience.brackets or ()):
+                if bracket not in self.brackets.labels:
+                    self.problem(
+                        (*path, "audience", "brackets", bracket_index),
+                        f"unknown age bracket {bracket!r}; the config's brackets are"
+                        f" {', '.join(self.brackets.labels)}",
+                    )
+
+    def refs(self, path: KeyPath, ids: tuple[str | None, ...], known: set[str]) -> None:
         for index, creative_id in enumerate(ids):
-            if creative_id not in known:
+            if creative_id is not None and creative_id not in known:
                 self.problem(
                     (*path, index),
                     f"no creative has the id {creative_id!r}; known: {', '.join(sorted(known))}",
@@ -242,6 +292,24 @@ class _CrossCheck:
             self.problem((*path, "file"), f"not a readable video: {media}")
             return None
         return Creative(spec.id, media, kind, spec.duration_s or length)
+
+
+def _valid_items(model: type[ModelT], items: list[Any]) -> list[tuple[int, ModelT]]:
+    valid = []
+    for index, item in enumerate(items):
+        try:
+            valid.append((index, model.model_validate(item)))
+        except ValidationError:
+            continue  # the schema's problems already name it
+    return valid
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_map(value: Any) -> bool:
+    return isinstance(value, dict)
 
 
 def _image_readable(path: Path) -> bool:

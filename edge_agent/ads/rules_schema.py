@@ -20,6 +20,12 @@ TargetGender = Literal["female", "male"]
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 VIDEO_SUFFIXES = frozenset({".webm", ".mp4", ".m4v", ".ogv", ".mkv"})
 
+# Bounds that keep a check or a reload quick (each creative's media file is opened): far above
+# what a screen plays, far below what a file of 1 MiB could otherwise list.
+MAX_CREATIVES = 500
+MAX_RULES = 500
+MAX_PLAYLIST = 500
+
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -252,7 +258,11 @@ class Rule(RulesModel):
         le=1000,
     )
     creatives: tuple[str, ...] = _field(
-        ..., "Creatives", "Ids of the creatives this rule plays, in turn.", min_length=1
+        ...,
+        "Creatives",
+        "Ids of the creatives this rule plays, in turn.",
+        min_length=1,
+        max_length=MAX_PLAYLIST,
     )
     audience: AudienceMatch = _field(
         AudienceMatch(), "Audience", "Who must be in front of the screen."
@@ -332,12 +342,17 @@ class RulesFile(RulesModel):
         "Default playlist",
         "Creatives played in turn when nobody is there or no rule matches.",
         min_length=1,
+        max_length=MAX_PLAYLIST,
     )
     creatives: tuple[CreativeSpec, ...] = _field(
-        ..., "Creatives", "Every piece of media the rules may show.", min_length=1
+        ...,
+        "Creatives",
+        "Every piece of media the rules may show.",
+        min_length=1,
+        max_length=MAX_CREATIVES,
     )
     rules: tuple[Rule, ...] = _field(
-        (), "Rules", "Targeting rules; see `edge-agent rules explain`."
+        (), "Rules", "Targeting rules; see `edge-agent rules explain`.", max_length=MAX_RULES
     )
 
     @field_validator("timezone")

@@ -96,7 +96,8 @@ class AdStage:
             return
         if now >= self._next_reload_check:
             self._next_reload_check = now + self.reload_check_s
-            table = self.watcher.poll()
+            # Off the frame thread: a big file or a slow disk must not starve the watchdog.
+            table = self.watcher.poll_in_background()
             if table is not None:
                 scheduler.replace_rules(table)
         step = scheduler.tick(people, now, wall)

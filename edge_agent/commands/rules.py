@@ -5,13 +5,35 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from edge_agent.ads.explain import MAX_AGE_YEARS, MAX_ATTENTION_S
 from edge_agent.segments import Gender
 
 if TYPE_CHECKING:
     from edge_agent.ads.rules import RuleTable
     from edge_agent.config import Config
+
+
+# What `rules explain` accepts: people as a camera could see them. A crowd is bounded so that
+# a typo (--viewers 1000000000) is an error, not an hour of building pretend people.
+MAX_VIEWERS = 1000
+
+
+def _number_in(low: float, high: float, kind: type[float] | type[int] = float) -> Any:
+    """An argparse type: a number from `low` to `high`, else argparse's own one-line error."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (low <= value <= high):  # also false for nan
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {low:g} to {high:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     explain.add_argument("--rules", dest="file", type=Path, help="default: the config's ads.rules")
     explain.add_argument("--gender", choices=[gender.value for gender in Gender])
-    explain.add_argument("--age", type=float, help="estimated age in years")
     explain.add_argument(
-        "--viewers", type=int, help="how many such people, all looking (default 1)"
+        "--age",
+        type=_number_in(0, MAX_AGE_YEARS),
+        help=f"estimated age in years (0 to {MAX_AGE_YEARS:g})",
+    )
+    explain.add_argument(
+        "--viewers",
+        type=_number_in(1, MAX_VIEWERS, int),
+        help=f"how many such people, all looking (default 1, at most {MAX_VIEWERS})",
     )
     explain.add_argument(
         "--person",
@@ -40,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one more person, e.g. female:30, male:8:away, unknown:?; repeatable",
     )
     explain.add_argument(
-        "--attention", type=float, default=2.0, help="seconds each person has looked (default 2)"
+        "--attention",
+        type=_number_in(0, MAX_ATTENTION_S),
+        default=2.0,
+        help="seconds each person has looked (default 2)",
     )
     explain.add_argument(
         "--at",

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from edge_agent.config.base import ConfigError, ConfigProblem
 from edge_agent.config.model import Config
 from edge_agent.validated_yaml import (
+    MAX_YAML_BYTES,
     KeyPath,
     ProblemsError,
     annotation_at,
@@ -22,6 +23,7 @@ from edge_agent.validated_yaml import (
     kind_of,
     parse_yaml,
     problems_from_validation,
+    read_user_text,
 )
 
 ENV_PREFIX = "EDGE_AGENT__"
@@ -41,12 +43,9 @@ def load_config(
     lines: dict[KeyPath, int] = {}
     if file is not None:
         try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(
-                [ConfigProblem(f"cannot read the config file: {error}", file)]
-            ) from None
-        try:
+            _, text = read_user_text(file, MAX_YAML_BYTES, "config file")
+            # Aliases are refused past a bound here, so that the copy the environment
+            # overrides are merged into (`_copy`) can never expand a YAML bomb.
             data, lines = parse_yaml(text, file)
         except ProblemsError as error:
             raise ConfigError(error.problems) from None

@@ -31,6 +31,7 @@ from edge_agent.telemetry.values import (
     TlsSettings,
     device_id_from_hostname,
 )
+from edge_agent.validated_yaml import MAX_SECRET_BYTES, ProblemsError, read_user_text
 from edge_agent.vision.values import AnalyzerSettings, VisionSettings
 
 
@@ -160,7 +161,9 @@ def read_secret(value: str | None, file: Path | None, file_key: str) -> str | No
     ValueError naming `file_key` when the file cannot be read."""
     if value is not None or file is None:
         return value
-    try:
-        return file.read_text(encoding="utf-8").strip("\r\n")
-    except OSError as error:
-        raise ValueError(f"{file_key}: cannot read {file}: {error}") from None
+    try:  # bounded: /dev/zero or a FIFO named here must not grow memory or block
+        _, text = read_user_text(file, MAX_SECRET_BYTES, "password file")
+    except ProblemsError as error:
+        reason = error.problems[0].message.removeprefix("cannot read the password file: ")
+        raise ValueError(f"{file_key}: cannot read {file}: {reason}") from None
+    return text.strip("\r\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from edge_agent.ads.rules import TOP_LEVEL, RulesError, load_rules
 from edge_agent.ads.rules_schema import rules_json_schema
 from edge_agent.ads.values import MediaKind
 from edge_agent.segments import DEFAULT_BRACKETS, Brackets
+from edge_agent.validated_yaml import MAX_YAML_BYTES
 from tests.support.ads import BASE, write_rules, write_video
 from tests.support.paths import REPO
 
@@ -207,3 +209,71 @@ def test_yaml_booleans_in_text_fields_get_a_hint(tmp_path):
     assert (
         load_rules(write_rules(tmp_path, "- {id: 'off', creatives: [t1]}\n")).rules[0].id == "off"
     )
+
+
+def test_schema_errors_and_missing_media_are_reported_together(tmp_path):
+    """One round of fixes, not two: a creative's missing file is named alongside a schema
+    error elsewhere, and so is a rule naming an unknown creative."""
+    path = write_rules(
+        tmp_path, "- {id: r, creatives: [t1], weight: 0}\n- {id: s, creatives: [nope]}\n"
+    )
+    path.write_text(path.read_text().replace("media/t3.png", "media/gone.png"))
+    found = {p.key_path: p for p in problems(path)}
+    assert set(found) == {"creatives[5].file", "rules[0].weight", "rules[1].creatives[0]"}
+    assert "no such file" in found["creatives[5].file"].message
+    assert found["creatives[5].file"].line == 12
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("!!bool maybe", "'maybe' is not a valid !!bool value"),
+        ("!!timestamp x", "'x' is not a valid !!timestamp value"),
+        ("!!int x", "'x' is not a valid !!int value"),
+        ("!!python/object:os.system {}", "could not determine a constructor"),
+        ("!local 2", "could not determine a constructor for the tag '!local'"),
+    ],
+)
+def test_a_tag_with_a_bad_value_names_its_line_and_key(tmp_path, value, message):
+    path = write_rules(tmp_path, f"- {{id: r, creatives: [t1], weight: {value}}}\n")
+    problem = only(path)
+    assert (problem.line, problem.key_path) == (14, "rules[0].weight")
+    assert message in problem.message
+
+
+def test_bad_utf8_names_its_line(tmp_path):
+    path = write_rules(tmp_path, "- {id: r, creatives: [t1]}\n")
+    path.write_bytes(path.read_bytes().replace(b"id: r", b"id: r\xe9"))
+    problem = only(path)
+    assert problem.line == 14 and "not UTF-8" in problem.message
+
+
+def test_a_bomb_is_refused_at_its_line(tmp_path):
+    bomb = "".join(
+        f"x{n}: &l{n} [{', '.join(['lol'] * 9 if n == 0 else [f'*l{n - 1}'] * 9)}]\n"
+        for n in range(9)
+    )
+    path = write_rules(tmp_path, head=bomb + BASE)
+    problem = only(path)
+    assert problem.line is not None and problem.line <= 9 and "YAML bomb" in problem.message
+
+
+@pytest.mark.parametrize("special", ["fifo", "directory", "huge"])
+def test_special_and_oversized_files_are_refused_without_reading_them(tmp_path, special):
+    path = tmp_path / "rules.yaml"
+    if special == "fifo":
+        os.mkfifo(path)  # reading it would wait for a writer forever
+    elif special == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(BASE.encode() + b"#" * MAX_YAML_BYTES)
+    problem = only(path)
+    assert "cannot read the rules file" in problem.message
+    assert str(problem).startswith(f"{path}:1: ")
+
+
+def test_the_number_of_creatives_is_bounded(tmp_path):
+    many = "".join(f"  - {{id: c{n}, file: media/a.png, duration_s: 1}}\n" for n in range(600))
+    path = write_rules(tmp_path, head=BASE.replace("creatives:\n", "creatives:\n" + many))
+    problem = only(path)
+    assert problem.key_path == "creatives" and "at most 500" in problem.message

@@ -474,10 +474,7 @@ RUN: list[Run] = []  # module-level holder of the one Run
 
 
 def yaml_line_count(data: bytes) -> int:
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        return 1
+    text = data.decode(errors="replace")  # a bad byte is named by its line too
     return len(re.split("\r\n|[\r\n\x85\u2028\u2029]", text))
 
 

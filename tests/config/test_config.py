@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from edge_agent.segments import DEFAULT_BRACKETS, Brackets
 from edge_agent.sources.factory import open_options, reader_options
 from edge_agent.sources.values import SourceSettings
 from edge_agent.telemetry.values import LinkSettings, TelemetrySettings
+from edge_agent.validated_yaml import MAX_SECRET_BYTES, MAX_YAML_BYTES
 from edge_agent.vision.values import (
     AnalyzerSettings,
     BlazeFaceVariant,
@@ -532,3 +534,83 @@ def test_a_secret_comes_inline_or_from_its_file(tmp_path):
     assert read_secret(None, None, "mqtt.password_file") is None
     with pytest.raises(ValueError, match=r"^mqtt\.password_file: cannot read .*absent"):
         read_secret(None, tmp_path / "absent", "mqtt.password_file")
+
+
+@pytest.mark.parametrize("special", ["dev-zero", "fifo", "directory", "too-long"])
+def test_a_password_file_that_is_not_a_small_file_is_refused_at_once(tmp_path, special):
+    """/dev/zero used to grow memory without bound, a FIFO to block start-up forever."""
+    secret = tmp_path / "password"
+    if special == "dev-zero":
+        secret = Path("/dev/zero")
+    elif special == "fifo":
+        os.mkfifo(secret)
+    elif special == "directory":
+        secret.mkdir()
+    else:
+        secret.write_text("x" * (MAX_SECRET_BYTES + 1))
+    with pytest.raises(ValueError, match=rf"^mqtt\.password_file: cannot read {secret}: "):
+        read_secret(None, secret, "mqtt.password_file")
+
+
+BOMB = "".join(
+    f"x{n}: &l{n} [{', '.join(['lol'] * 9 if n == 0 else [f'*l{n - 1}'] * 9)}]\n" for n in range(9)
+)
+
+
+@pytest.mark.parametrize(
+    "environ", [{}, {"EDGE_AGENT__MQTT__PASSWORD": "s3cret"}], ids=["plain", "env-override"]
+)
+def test_a_yaml_bomb_is_refused_with_or_without_an_environment_override(tmp_path, environ):
+    """An override used to deep-copy the document, expanding the bomb (MemoryError)."""
+    path = write(tmp_path, BOMB + "vision:\n  brackets: *l8\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=environ)
+    (problem,) = caught.value.problems
+    assert problem.file == str(path) and problem.line is not None and problem.line <= 9
+    assert "YAML bomb" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("!!bool maybe", "'maybe' is not a valid !!bool value"),
+        ("!!timestamp x", "'x' is not a valid !!timestamp value"),
+        ("!!float x", "'x' is not a valid !!float value"),
+        ("!!python/object:os.system {}", "could not determine a constructor"),
+        ("{<<: 5}", "expected a mapping or list of mappings for merging"),
+    ],
+)
+def test_config_check_names_the_line_of_a_bad_tag(tmp_path, capsys, value, message):
+    from edge_agent.cli import main
+
+    path = write(tmp_path, f"mqtt:\n  port: 1883\n  keepalive_s: {value}\n")
+    assert main(["config", "check", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"edge-agent: error: {path}:3:"), error
+    assert message in error and error.count("\n") == 1, error
+
+
+def test_bad_utf8_in_the_config_names_its_line_and_column(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"mqtt:\n  port: 1883\n  username: J\xf6rg\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (3, 14) and "not UTF-8" in problem.message
+
+
+@pytest.mark.parametrize("special", ["dev-zero", "fifo", "directory", "huge"])
+def test_a_config_that_is_not_a_small_regular_file_is_refused_at_once(tmp_path, special):
+    path = tmp_path / "config.yaml"
+    if special == "dev-zero":
+        path = Path("/dev/zero")
+    elif special == "fifo":
+        os.mkfifo(path)
+    elif special == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"#" * (MAX_YAML_BYTES + 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{path}: cannot read the config file: ")
