@@ -299,19 +299,23 @@ class Outbox:
         wal, shm = Path(f"{self.path}-wal"), Path(f"{self.path}-shm")
         if not self.path.is_file():
             return None
-        # As in `doctor`: with a live -wal and -shm read through them; without a -wal the
-        # main file is complete and read as immutable.
-        live = wal.exists() and shm.exists()
-        options = "mode=ro" if live else "mode=ro&immutable=1"
-        self._seq_uncertain = wal.exists() and not live
-        try:
-            uri = f"{self.path.absolute().as_uri()}?{options}"
-            db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-            db.execute("SELECT COUNT(*) FROM totals").fetchone()
-        except sqlite3.Error:
-            self._seq_uncertain = True
-            return None
-        return db
+        # As in `doctor`: a WAL with frames is read through it (and its -shm) if it can be;
+        # otherwise (no WAL, an empty one left by the failed open, or a -shm that cannot
+        # grow) the main file alone, as immutable: complete unless the WAL had frames.
+        wal_frames = _file_size(wal) > 0
+        tries = ["mode=ro", "mode=ro&immutable=1"] if wal_frames and shm.exists() else []
+        tries = tries or ["mode=ro&immutable=1"]
+        for options in tries:
+            try:
+                uri = f"{self.path.absolute().as_uri()}?{options}"
+                db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+                db.execute("SELECT COUNT(*) FROM totals").fetchone()
+            except sqlite3.Error:
+                continue
+            self._seq_uncertain = wal_frames and "immutable" in options
+            return db
+        self._seq_uncertain = True
+        return None
 
     _seq_uncertain = False
 
