@@ -55,7 +55,7 @@ DEFAULT_WAL_PAGES = 1000  # SQLite's own default (4 MB)
 MIN_WAL_PAGES = 4
 SLACK_PAGES = 24
 SHM_BYTES = 32 * 1024
-MIN_FILE_BYTES = 128 * 1024
+MIN_FILE_BYTES = 256 * 1024
 MAX_DROP_BATCH = 16
 REARM_SHARE = 0.9  # the over-bound warning re-arms below this share of the bound
 # Left free on the state disk for the other state files: 1/16 of it, at most this.
@@ -421,12 +421,15 @@ class Outbox:
                 return int(row[0])
             if held.replace_key is not None:
                 db.execute("DELETE FROM messages WHERE replace_key = ?", (held.replace_key,))
-            # fetchall, not fetchone: RETURNING statements are stepped to the end.
-            ((seq,),) = db.execute(
-                "INSERT INTO messages (message_id, topic, payload, size, qos, retain,"
+            # The seq is ours, not AUTOINCREMENT's: messages kept in memory may have taken
+            # (and the sender passed) seqs the file never saw.
+            seq = self._last_seq + 1
+            db.execute(
+                "INSERT INTO messages (seq, message_id, topic, payload, size, qos, retain,"
                 " importance, replace_key, created_wall)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    seq,
                     held.message_id,
                     held.topic,
                     held.payload,
@@ -437,13 +440,13 @@ class Outbox:
                     held.replace_key,
                     held.created_wall,
                 ),
-            ).fetchall()
+            )
             drops, reports_over = self._enforce_bound(db, room)
         # Counted only once committed: a rolled-back drop did not happen.
         self._count_drops(drops)
         self._note_bound(reports_over)
-        self._last_seq = max(self._last_seq, int(seq))
-        return int(seq)
+        self._last_seq = seq
+        return seq
 
     def _hold(self, held: _Held) -> int:
         """Keep a message in memory, after every message before it; drop by the same order."""
@@ -508,6 +511,16 @@ class Outbox:
         room = own + disk.f_bavail * disk.f_frsize - reserve
         return room if self.max_file_bytes is None else min(self.max_file_bytes, room)
 
+    def _disk_has_room(self) -> bool:
+        """The state disk has more than its reserve free (or cannot say)."""
+        assert isinstance(self.path, Path)
+        try:
+            disk = os.statvfs(self.path.parent)
+        except OSError:
+            return True
+        total = disk.f_blocks * disk.f_frsize
+        return disk.f_bavail * disk.f_frsize > min(total // 16, MAX_RESERVE_BYTES)
+
     def _set_wal_budget(self, db: sqlite3.Connection, room: int | None) -> int:
         """Checkpoint (and truncate) the WAL at an eighth of the room, at most SQLite's default
         of 1,000 pages; returns the WAL's budget in bytes."""
@@ -534,7 +547,8 @@ class Outbox:
         wal_budget = self._set_wal_budget(db, room)
         allowance = None
         if room is not None:
-            allowance = room - wal_budget - SLACK_PAGES * self._page_size - SHM_BYTES
+            slack = SLACK_PAGES * self._page_size
+            allowance = room - wal_budget - slack - SHM_BYTES
         used = self._used_bytes(db) if allowance is not None else 0
 
         def over_file() -> bool:
@@ -572,7 +586,7 @@ class Outbox:
             and size <= REARM_SHARE * self.max_bytes
             and (allowance is None or used <= REARM_SHARE * allowance)
         )
-        return drops, (pending if over else None)
+        return drops, (pending if over and pending else None)
 
     def _used_bytes(self, db: sqlite3.Connection) -> int:
         (pages,) = db.execute("PRAGMA page_count").fetchone()
@@ -708,6 +722,10 @@ class Outbox:
             return
         self._checkpoint_truncate()
         if not self._flush_memory():
+            return
+        if self._refusal is not None and not self._disk_has_room():
+            # The writes went through on space freed inside the file, but the disk is still
+            # full: not back yet (else each retry would say "back" and the next put "refused").
             return
         refusal, self._refusal = self._refusal, None
         if refusal is None:
