@@ -11,8 +11,17 @@ The MQTT client drives it:
   for QoS 0. After a reconnect the sender starts again from `pending()`, so everything not
   acknowledged is sent again, in order. Delivery is at least once: a re-sent message carries
   the same `message_id`, by which consumers drop the duplicate.
-- The store is bounded (`max_messages`, `max_bytes`). Over the bound the oldest STATS message
-  goes first, then the oldest EVENT; REPORTs are never dropped, even over the bound.
+- The store is bounded (`max_messages`, `max_bytes`), and so are its files: the database's
+  pages in use, the WAL (checkpointed and truncated at an eighth of the room) and the -shm
+  must fit in `max_file_bytes` and in the disk's free space, less a reserve for the other
+  state files. Over the bound the oldest STATS message goes first, then the oldest EVENT;
+  REPORTs are never dropped, even over the bound.
+- The disk may still refuse a write (full, read-only, failing): `put` then keeps the message in
+  memory (bounded, dropped in the same order, the oldest report only when nothing else is
+  left), `pending` hands it to the sender from there, and every few seconds the disk is tried
+  again; once it takes writes, memory is written to the file in order, with the seqs already
+  handed out. Nothing here raises because of the disk; `take_disk_notices` says when it
+  started refusing and when it is back, with what was kept and dropped meanwhile.
 - `replace_key` keeps only the newest pending value of a state topic (current viewers, say).
 
 One process owns one outbox file; the producer (vision loop) and the MQTT network thread share
@@ -67,7 +76,7 @@ class Importance(IntEnum):
 
     STATS = 0  # periodic health and counters: dropped when full, oldest first
     EVENT = 1  # errors, decisions: dropped only after all stats are gone
-    REPORT = 2  # audience reports, play events: never dropped
+    REPORT = 2  # audience reports, play events: never dropped (in memory, only as a last resort)
 
 
 @dataclass(frozen=True, slots=True)

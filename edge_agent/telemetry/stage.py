@@ -30,6 +30,8 @@ OUTBOX_FILE = "outbox.sqlite"
 TODAY_FILE = "audience-today.json"
 # audience/current is also re-sent this often when nothing changes, as a heartbeat.
 _CURRENT_REFRESH_S = 60.0
+# While the state disk refuses writes, a new count of what was dropped at most this often.
+_DISK_UPDATE_S = 300.0
 
 
 def topics_for(settings: TelemetrySettings) -> Topics:
@@ -71,6 +73,7 @@ class TelemetryStage:
         self._current_sent_at = float("-inf")
         self._publishing_disk_news = False
         self._disk_drops_told: dict[Importance, int] = {}
+        self._disk_told_at = float("-inf")
 
     # ----------------------------------------------------------------------------------------
 
@@ -143,9 +146,13 @@ class TelemetryStage:
         """The daemon's statistics as they are; the outbox's and the uptime are added here."""
         outbox = self.outbox.stats(wall)
         refusal = self.outbox.disk_refusal()
-        if refusal is not None and refusal.dropped != self._disk_drops_told:
+        if (
+            refusal is not None
+            and refusal.dropped != self._disk_drops_told
+            and time.monotonic() - self._disk_told_at >= _DISK_UPDATE_S
+        ):
             # Still refused, and more dropped since the last word: say so now, not only when
-            # (if ever) the disk is back.
+            # (if ever) the disk is back; at most every few minutes, as each word is a message.
             self._tell_disk(refusal)
         payload = payloads.stats(
             *self._ids,
@@ -268,6 +275,7 @@ class TelemetryStage:
                 f" {tally}"
             )
         self._disk_drops_told = {} if not notice.refused else dict(dropped)
+        self._disk_told_at = time.monotonic()
         self._publishing_disk_news = True
         try:
             self.error(
