@@ -243,6 +243,12 @@ class Outbox:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path: Path | str = MEMORY if str(path) == MEMORY else Path(path)
+        # Plain strings, stat()ed on every put: pathlib's own cost would be most of a put's.
+        self._file_names: tuple[str, ...] = ()
+        self._folder = "."
+        if isinstance(self.path, Path):
+            self._file_names = tuple(f"{self.path}{suffix}" for suffix in ("", "-wal", "-shm"))
+            self._folder = str(self.path.parent)
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.max_file_bytes = max_file_bytes
@@ -511,10 +517,10 @@ class Outbox:
         if not isinstance(self.path, Path):
             return self.max_file_bytes
         try:
-            disk = os.statvfs(self.path.parent)
-            own = sum(_file_size(file) for file in _files(self.path))
+            disk = os.statvfs(self._folder)
         except OSError:
             return self.max_file_bytes
+        own = self.file_bytes()
         total = disk.f_blocks * disk.f_frsize
         reserve = min(total // 16, MAX_RESERVE_BYTES)
         room = own + disk.f_bavail * disk.f_frsize - reserve
@@ -873,9 +879,7 @@ class Outbox:
 
     def file_bytes(self) -> int:
         """What the outbox takes on disk now: the database, its WAL and shared-memory file."""
-        if not isinstance(self.path, Path):
-            return 0
-        return sum(_file_size(file) for file in _files(self.path))
+        return sum(_file_size(name) for name in self._file_names)
 
     def counts_by_importance(self) -> dict[Importance, int]:
         with self._lock:
@@ -1002,13 +1006,11 @@ def _is_programming_error(error: sqlite3.DatabaseError) -> bool:
     return isinstance(error, sqlite3.ProgrammingError | sqlite3.InterfaceError)
 
 
-def _files(path: Path) -> tuple[Path, Path, Path]:
-    return path, Path(f"{path}-wal"), Path(f"{path}-shm")
-
-
-def _file_size(path: Path) -> int:
+def _file_size(path: Path | str) -> int:
+    """What a file takes on disk (its blocks: a sparse or preallocated file differs from its
+    length); 0 when it is not there."""
     try:
-        return path.stat().st_blocks * 512 if path.exists() else 0
+        return os.stat(path).st_blocks * 512
     except OSError:
         return 0
 
