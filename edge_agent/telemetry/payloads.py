@@ -257,8 +257,10 @@ def error(
     line: int | None = None,
     key: str | None = None,
     problems: int = 1,
+    counts: Mapping[str, int | float] | None = None,
 ) -> Payload:
-    """kind: rules_invalid | source_lost | source_back (see the schema)."""
+    """kind: rules_invalid | source_lost | source_back | disk_refused | disk_back (see the
+    schema). `counts`: the flat numbers of a disk event (kept in memory, dropped by kind)."""
     return {
         **envelope("error", site, device, wall),
         "kind": kind,
@@ -267,4 +269,5 @@ def error(
         "line": line,
         "key": key,
         "problems": problems,
+        **(counts or {}),
     }

@@ -17,7 +17,7 @@ from edge_agent.audience.values import AudienceReport
 from edge_agent.segments import segment_names
 from edge_agent.telemetry import homeassistant, payloads
 from edge_agent.telemetry.client import LinkStatus, Message, MqttLink
-from edge_agent.telemetry.outbox import Outbox
+from edge_agent.telemetry.outbox import MIN_FILE_BYTES, DiskNotice, Importance, Outbox
 from edge_agent.telemetry.payloads import Payload, encode
 from edge_agent.telemetry.today import DayTotals, TodayCounter
 from edge_agent.telemetry.topics import SPECS, Leaf, Topics
@@ -30,6 +30,8 @@ OUTBOX_FILE = "outbox.sqlite"
 TODAY_FILE = "audience-today.json"
 # audience/current is also re-sent this often when nothing changes, as a heartbeat.
 _CURRENT_REFRESH_S = 60.0
+# While the state disk refuses writes, a new count of what was dropped at most this often.
+_DISK_UPDATE_S = 300.0
 
 
 def topics_for(settings: TelemetrySettings) -> Topics:
@@ -50,6 +52,8 @@ class TelemetryStage:
             folder / OUTBOX_FILE,
             max_messages=settings.outbox_max_messages,
             max_bytes=settings.outbox_max_bytes,
+            # The same bound on the files, WAL included (and never above the free space).
+            max_file_bytes=max(MIN_FILE_BYTES, settings.outbox_max_bytes),
         )
         self.today = TodayCounter(folder / TODAY_FILE)
         self.segments = segment_names(settings.brackets)
@@ -67,6 +71,9 @@ class TelemetryStage:
         )
         self._current: tuple[int, int] | None = None
         self._current_sent_at = float("-inf")
+        self._publishing_disk_news = False
+        self._disk_drops_told: dict[Importance, int] = {}
+        self._disk_told_at = float("-inf")
 
     # ----------------------------------------------------------------------------------------
 
@@ -121,6 +128,7 @@ class TelemetryStage:
     def current(self, present: int, viewers_now: int, now: float, wall: float) -> None:
         """Called every frame; sends when the numbers change (at most once per
         `mqtt.current_min_interval_s`) and every minute regardless."""
+        self._tell_disk_news()  # every frame: a disk that takes writes again is seen soon
         value = (present, viewers_now)
         since = now - self._current_sent_at
         if value == self._current and since < _CURRENT_REFRESH_S:
@@ -136,6 +144,15 @@ class TelemetryStage:
     def stats(self, stats: DaemonStats, wall: float) -> None:
         """The daemon's statistics as they are; the outbox's and the uptime are added here."""
         outbox = self.outbox.stats(wall)
+        refusal = self.outbox.disk_refusal()
+        if (
+            refusal is not None
+            and refusal.dropped != self._disk_drops_told
+            and time.monotonic() - self._disk_told_at >= _DISK_UPDATE_S
+        ):
+            # Still refused, and more dropped since the last word: say so now, not only when
+            # (if ever) the disk is back; at most every few minutes, as each word is a message.
+            self._tell_disk(refusal)
         payload = payloads.stats(
             *self._ids,
             wall,
@@ -147,6 +164,8 @@ class TelemetryStage:
                 "outbox_oldest_age_s": None
                 if outbox.oldest_age_s is None
                 else round(outbox.oldest_age_s, 1),
+                "outbox_in_memory": outbox.in_memory,
+                "outbox_disk_refused": outbox.disk_refused,
             },
         )
         self._record(Leaf.STATS, payload)
@@ -172,6 +191,7 @@ class TelemetryStage:
         line: int | None = None,
         key: str | None = None,
         problems: int = 1,
+        counts: dict[str, int | float] | None = None,
     ) -> None:
         payload = payloads.error(
             *self._ids,
@@ -182,6 +202,7 @@ class TelemetryStage:
             line=line,
             key=key,
             problems=problems,
+            counts=counts,
         )
         self._record(Leaf.EVENTS_ERROR, payload)
 
@@ -210,6 +231,60 @@ class TelemetryStage:
             created_wall=payload["ts_ms"] / 1000,
         )
         self.link.wake()
+        self._tell_disk_news()
+
+    def _tell_disk_news(self) -> None:
+        """Publish the outbox's news about the state disk: it refuses writes, or is back."""
+        if self._publishing_disk_news:
+            return  # the event itself goes through _record
+        self.outbox.retry_if_due()
+        notices = self.outbox.take_disk_notices()
+        if not notices:
+            return
+        self._publishing_disk_news = True
+        try:
+            for notice in notices:
+                self._tell_disk(notice)
+        finally:
+            self._publishing_disk_news = False
+
+    def _tell_disk(self, notice: DiskNotice) -> None:
+        dropped = notice.dropped
+        counts = {
+            "duration_s": round(notice.duration_s, 1),
+            "kept_in_memory": notice.kept_in_memory,
+            "dropped_stats": dropped[Importance.STATS],
+            "dropped_events": dropped[Importance.EVENT],
+            "dropped_reports": dropped[Importance.REPORT],
+        }
+        tally = (
+            f"{notice.kept_in_memory} messages kept in memory, dropped"
+            f" {dropped[Importance.STATS]} stats, {dropped[Importance.EVENT]} events and"
+            f" {dropped[Importance.REPORT]} reports or plays"
+        )
+        if notice.refused:
+            message = (
+                f"the state disk refuses writes to the outbox ({notice.error}): messages are"
+                f" kept in memory and sent from there until it takes writes again; so far"
+                f" {tally}"
+            )
+        else:
+            message = (
+                f"the state disk takes writes again after {notice.duration_s:.0f} s; meanwhile"
+                f" {tally}"
+            )
+        self._disk_drops_told = {} if not notice.refused else dict(dropped)
+        self._disk_told_at = time.monotonic()
+        self._publishing_disk_news = True
+        try:
+            self.error(
+                "disk_refused" if notice.refused else "disk_back",
+                message,
+                file=str(self.outbox.path),
+                counts=counts,
+            )
+        finally:
+            self._publishing_disk_news = False
 
     def _state(self, leaf: Leaf, payload: Payload) -> None:
         spec = SPECS[leaf]

@@ -14,6 +14,7 @@ span, and until a span closes they cover fewer people than the passers-by.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -46,6 +47,7 @@ class TodayCounter:
         """`path` None keeps the totals in memory only (tests, the demo)."""
         self.path = path
         self.date_of = date_of
+        self._save_failing = False  # one warning per stretch of refused writes, not per report
         self._totals: DayTotals | None = self._load()
 
     def totals(self, wall: float) -> DayTotals:
@@ -105,4 +107,19 @@ class TodayCounter:
             temporary.write_text(json.dumps(data))
             os.replace(temporary, self.path)
         except OSError as error:
-            log.warning("cannot keep today's totals in %s: %s", self.path, error)
+            # A full or read-only disk: the totals go on in memory (and are published); a
+            # half-written temporary file must not hold on to the little space left.
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            if not self._save_failing:
+                self._save_failing = True
+                log.warning(
+                    "cannot keep today's totals in %s (%s): counting on in memory, and trying"
+                    " again after each report",
+                    self.path,
+                    error.strerror or error,
+                )
+            return
+        if self._save_failing:
+            self._save_failing = False
+            log.info("today's totals are kept in %s again", self.path)

@@ -233,9 +233,9 @@ def test_bound_drops_stats_oldest_first_then_events_and_never_reports(
         assert outbox.counts_by_importance() == {S: 0, E: 0, R: 12}
         assert outbox.dropped() == {S: 9, E: 3, R: 0}
         assert over_bound_warnings(caplog) == [
-            f"{OVER_BOUND} 11 reports waiting: the broker has been unreachable for a long time"
-            f" ({path}; bound 10 messages, {200 * 1024 * 1024} bytes; reports are kept,"
-            " never dropped)"
+            f"{OVER_BOUND} 11 reports waiting: the broker has been unreachable for a long time,"
+            f" or the disk is nearly full ({path}; bound 10 messages, {200 * 1024 * 1024} bytes,"
+            " the free space on disk; reports are kept, never dropped)"
         ]
 
         # Back within the bound, then over again: a second crossing, a second warning.

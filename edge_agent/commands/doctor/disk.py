@@ -1,5 +1,6 @@
-"""The disk check: free space in state.dir for what the outbox may need, and how many messages
-wait in the outbox, read without creating or changing a file of the daemon's.
+"""The disk check: free space in state.dir for what the outbox may need, how many messages wait
+in the outbox and what its files take against their bound, read without creating or changing a
+file of the daemon's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from edge_agent.commands.doctor.base import CheckResult, DoctorRun, Status
 
 # Free space wanted in state.dir when MQTT is off and no outbox grows there.
 MIN_FREE_MB_WITHOUT_OUTBOX = 50.0
+# The outbox's files this close to mqtt.outbox_max_mb: it is dropping stats and events.
+NEAR_BOUND_SHARE = 0.9
 
 
 def check_disk(doctor: DoctorRun) -> CheckResult:
@@ -37,6 +40,16 @@ def check_disk(doctor: DoctorRun) -> CheckResult:
     outbox_note = describe_outbox(state_dir / OUTBOX_FILE)
     if outbox_note:
         notes.append(outbox_note)
+    outbox_bytes = outbox_file_bytes(state_dir / OUTBOX_FILE)
+    bound_bytes = config.mqtt.outbox_max_mb * 1024**2
+    near_bound = False
+    if config.mqtt.enabled and outbox_bytes:
+        # The bound is on the files, WAL and -shm included (the daemon keeps them under it).
+        notes.append(
+            f"the outbox takes {_size(outbox_bytes)} on disk (WAL included) of its"
+            f" {_size(bound_bytes)} bound"
+        )
+        near_bound = outbox_bytes >= NEAR_BOUND_SHARE * bound_bytes
     writable = not state_dir.exists() or os.access(state_dir, os.W_OK)
     root = os.geteuid() == 0
     if not writable and not root:
@@ -67,7 +80,29 @@ def check_disk(doctor: DoctorRun) -> CheckResult:
             f"{detail}: less than twice the {needed_mb:g} MB {purpose}",
             space_fix,
         )
+    if near_bound:
+        return CheckResult(
+            "disk",
+            Status.WARN,
+            f"{detail}: near its bound, so stats and then events are being dropped",
+            "get the broker reachable (see the broker check), or raise mqtt.outbox_max_mb",
+        )
     return CheckResult("disk", Status.PASS, detail)
+
+
+def outbox_file_bytes(path: Path) -> int:
+    """What the outbox's database, WAL and -shm take on disk (0 when there is none)."""
+    total = 0
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):
+            total += file.stat().st_blocks * 512
+    return total
+
+
+def _size(count: float) -> str:
+    if count < 1024**2:
+        return f"{count / 1024:,.0f} KB"
+    return f"{count / 1024**2:,.1f} MB"
 
 
 def describe_outbox(path: Path) -> str:
