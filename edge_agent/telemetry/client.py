@@ -163,13 +163,15 @@ def new_paho_client(
     reconnect_max_s: float = 60.0,
     reconnect_on_failure: bool = True,
     protocol: int = mqtt.MQTTv311,
+    tls_prefix: str = "TLS ",
 ) -> mqtt.Client:
     """A paho 2.x MQTT 3.1.1 client (clean session) with credentials, TLS and back-off set:
     what every connection of ours has in common (the link, the dashboard, the demo's view).
     `protocol=mqtt.MQTTv5` for a client that must see the broker's reason codes (doctor).
-    A TLS file that is missing or not PEM raises ValueError naming it."""
+    A TLS file that is missing or not PEM raises ValueError naming it, after `tls_prefix`
+    (the daemon's "mqtt.tls.": "mqtt.tls.ca_file /etc/...: no such file")."""
     if tls is not None:
-        problems = tls_file_problems(tls.ca_file, tls.cert_file, tls.key_file)
+        problems = tls_file_problems(tls.ca_file, tls.cert_file, tls.key_file, prefix=tls_prefix)
         if problems:
             raise ValueError("; ".join(problems))
     client = mqtt.Client(
@@ -359,6 +361,7 @@ class MqttLink:
             reconnect_min_s=settings.reconnect_min_s,
             reconnect_max_s=settings.reconnect_max_s,
             protocol=self.protocol,
+            tls_prefix="mqtt.tls.",
         )
         # An exception in one of our callbacks must not end paho's network thread (that
         # would leave telemetry dead while the daemon runs on): paho logs it through on_log

@@ -62,6 +62,7 @@ def check_broker(doctor: DoctorRun) -> CheckResult:
             password=password,
             tls=tls,
             reconnect_on_failure=False,
+            tls_prefix="mqtt.tls.",
         )
     except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
         return CheckResult(
@@ -200,6 +201,7 @@ def _publish_once(
         tls=tls,
         reconnect_on_failure=False,
         protocol=protocol,
+        tls_prefix="mqtt.tls.",
     )
     client.connect_timeout = timeout
     events: list[tuple[str, Any]] = []
