@@ -443,8 +443,13 @@ class MqttLink:
             first_unacked = next(iter(self._unacked_topics.values()), None)
         try:
             self._set_will()
-        except ValueError as error:  # the topic was checked in __init__; keep the old will
-            self._warnings.warning("MQTT: cannot set the last will: %s", error)
+        except Exception as error:  # a payload builder's bug must not cost the back-off below
+            self._warnings.warning(
+                "MQTT: cannot build the last will, the previous one stays: %s",
+                error,
+                level=logging.ERROR,
+                exc_info=True,
+            )
         if was_connected and up_for >= self._backoff.stable_after_s:
             # A connection that lasted: the broker restarted, or the network blinked.
             self._backoff.stable()
@@ -518,8 +523,8 @@ class MqttLink:
             # the sender leaves it in the outbox.
             self._refused_mids.append(mid)
             self._warnings.warning(
-                "MQTT: the broker refused a publish to %s (%s): check its ACL; the message"
-                " stays in the outbox, undelivered",
+                "MQTT: the broker refused a publish to %s (%s): check its ACL; not delivered,"
+                " an outbox message stays in the outbox",
                 topic or "?",
                 reason,
             )
