@@ -236,6 +236,7 @@ class MqttLink:
         self._topics_lock = threading.Lock()
         self._unacked_topics: dict[int, str] = {}
         self._early_acks: set[int] = set()  # PUBACKs that beat the sender's bookkeeping
+        self._last_topic_sent: str | None = None  # since the last connect (QoS > 0 only)
         self._refused_mids: deque[int] = deque()  # failure PUBACKs (MQTT 5), network thread
         self._connected_at = 0.0
         self._client = self._make_client()
@@ -410,6 +411,7 @@ class MqttLink:
         with self._wake:
             self._connected = True
             self._connected_at = time.monotonic()
+            self._last_topic_sent = None
             self._connects += 1
             self._last_error = None
             self._resend_states = True
@@ -440,7 +442,9 @@ class MqttLink:
         if stopping:
             return
         with self._topics_lock:
-            first_unacked = next(iter(self._unacked_topics.values()), None)
+            # The first publish not acknowledged; else the last one handed to paho (its mid
+            # may not be recorded yet when the broker hangs up at once).
+            culprit = next(iter(self._unacked_topics.values()), None) or self._last_topic_sent
         try:
             self._set_will()
         except Exception as error:  # a payload builder's bug must not cost the back-off below
@@ -463,22 +467,33 @@ class MqttLink:
             # Accepted, then closed again soon: the broker will do it again, so the
             # back-off goes on growing instead of starting again at reconnect_min_s.
             delay = self._next_wait(self._backoff.dropped())
-            if first_unacked is not None:
-                text = (
-                    f"MQTT: the broker closed the connection after a publish to {first_unacked}:"
-                    " check its ACL (and its log); reconnecting with back-off, messages are kept"
+            # The topic is an argument, not part of the text: the limiter then counts a drop
+            # after any topic as a repeat of the same fault.
+            if culprit is not None:
+                self._warnings.warning(
+                    "MQTT: the broker closed the connection after a publish to %s: check its"
+                    " ACL (and its log); reconnecting with back-off (next try in %.0f s),"
+                    " messages are kept",
+                    culprit,
+                    delay,
                 )
             else:
-                text = (
-                    f"MQTT: the broker closed the connection {up_for:.0f} s after accepting it"
-                    f" ({reason}); check its log; reconnecting with back-off, messages are kept"
+                self._warnings.warning(
+                    "MQTT: the broker closed the connection %.0f s after accepting it (%s);"
+                    " check its log; reconnecting with back-off (next try in %.0f s),"
+                    " messages are kept",
+                    up_for,
+                    reason,
+                    delay,
                 )
-            self._warnings.warning(text.replace("%", "%%") + " (next try in %.0f s)", delay)
         else:
-            delay = self._next_wait(self._backoff.failed())
+            # Closed before its CONNACK by a broker that accepted this login before: it is up
+            # and hanging up on purpose, so this waits like a drop after accepting.
+            hung_up = not refused and self._connects > 0
+            delay = self._next_wait(self._backoff.dropped() if hung_up else self._backoff.failed())
             if refused:  # a refusal has said why already
                 pass
-            elif self._connects:
+            elif hung_up:
                 # The same TLS settings and login were accepted before, so they are not why.
                 self._note_error(
                     f"the broker closed the connection before accepting it ({reason}),"
@@ -624,6 +639,8 @@ class MqttLink:
     def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
         """Hand one message to paho; its mid, or None if MQTT cannot carry it (a bad topic,
         logged: it could never be sent, so retrying would only repeat the error)."""
+        if qos > 0:
+            self._last_topic_sent = topic
         try:
             info = self._client.publish(topic, payload, qos=qos, retain=retain)
         except ValueError as error:
