@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from edge_agent.config.base import ConfigModel, section, setting
+from edge_agent.telemetry.homeassistant import discovery_prefix_problem
+from edge_agent.telemetry.tls import tls_file_problems
+from edge_agent.telemetry.topics import base_topic_problem
 from edge_agent.telemetry.values import ID_RULE, is_topic_id
 
 
@@ -50,6 +54,14 @@ class HomeAssistantConfig(ConfigModel):
         'The display\'s name in Home Assistant; null: "edge-agent SITE DEVICE".',
     )
 
+    @field_validator("prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        problem = discovery_prefix_problem(value)
+        if problem is not None:
+            raise ValueError(f"the discovery prefix {problem}")
+        return value
+
 
 class MqttConfig(ConfigModel):
     enabled: bool = setting(
@@ -76,7 +88,6 @@ class MqttConfig(ConfigModel):
         "edge-agent",
         "Base topic",
         "First level(s) of every topic; no + or #, no / at the end.",
-        pattern=r"^[^#+]*[^#+/]$",
     )
     client_id: str | None = setting(
         None,
@@ -131,6 +142,14 @@ class MqttConfig(ConfigModel):
         HomeAssistantConfig, "Home Assistant", "MQTT discovery for Home Assistant."
     )
 
+    @field_validator("base_topic")
+    @classmethod
+    def _valid_base_topic(cls, value: str) -> str:
+        problem = base_topic_problem(value)
+        if problem is not None:
+            raise ValueError(f"the base topic {problem}")
+        return value
+
     @field_validator("site", "device")
     @classmethod
     def _one_topic_level(cls, value: str | None) -> str | None:
@@ -145,3 +164,15 @@ class MqttConfig(ConfigModel):
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must not be less than reconnect_min_s")
         return self
+
+
+def check_tls_files(config: Any) -> list[str]:
+    """One line per problem with the TLS files of `config` (the whole configuration or its
+    `mqtt` section): missing, unreadable, not PEM, or not loadable as CA / certificate and
+    key. Empty when TLS is off or the files are fine. For `config check`'s preflight; the
+    MQTT link runs the same check at start-up."""
+    mqtt: MqttConfig = getattr(config, "mqtt", config)
+    if not mqtt.enabled or not mqtt.tls.enabled:
+        return []
+    tls = mqtt.tls
+    return tls_file_problems(tls.ca_file, tls.cert_file, tls.key_file)

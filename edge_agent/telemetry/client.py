@@ -17,11 +17,23 @@ goes out again, with the same `id`, after the restart.
 
 The last will is `offline` (retained). A clean `close()` publishes `stopped` and disconnects,
 which makes the broker drop the will; `offline` therefore always means "died".
+
+Reconnects back off exponentially, with jitter, and the back-off is NOT reset by a connection
+the broker accepts: only by one that stays up for `STABLE_FACTOR` x `reconnect_max_s`. A broker
+that accepts the login and then closes the connection after a publish (what MQTT 3.1.1 lets a
+broker do when its ACL denies a topic) would otherwise be reconnected to every second for ever.
+Such a drop waits longer still (`DROPPED_FIRST_FACTOR`, `DROPPED_MAX_FACTOR`), and its warning
+names the first unacknowledged topic. A PUBACK with a failure reason code (MQTT 5's "Not
+authorized") is reported with its topic too; that message is not acknowledged in the outbox,
+so it stays there, undelivered, and is offered again after the next start. (mosquitto 2.0
+acknowledges a denied MQTT 3.1.1 publish as if it were delivered: no client can tell, which is
+why `edge-agent doctor` checks a publish over MQTT 5.)
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 import threading
 import time
@@ -34,11 +46,90 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.telemetry.outbox import Outbox, OutboxMessage
+from edge_agent.telemetry.tls import tls_file_problems
+from edge_agent.telemetry.topics import topic_name_problem
 from edge_agent.telemetry.values import LinkSettings, TlsSettings
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # outbox rows read per query while draining
+
+# A connection that stays up this many times reconnect_max_s (60 s by default) was a good
+# one: the back-off starts again at reconnect_min_s.
+STABLE_FACTOR = 1.0
+# A connection the broker accepted and then closed: retrying at once cannot help (the broker
+# is up and will do it again), so the first wait is this many times reconnect_min_s (10 s)
+# and the longest this many times reconnect_max_s (5 minutes).
+DROPPED_FIRST_FACTOR = 10.0
+DROPPED_MAX_FACTOR = 5.0
+# Each wait is lengthened by up to this fraction at random, so that the displays of a store
+# that lost its broker together do not all come back in the same second.
+JITTER = 0.25
+# The same warning at most once per this many seconds; the repeats in between are counted
+# and the count goes out with the next one.
+WARNING_INTERVAL_S = 300.0
+
+
+class ReconnectBackoff:
+    """How long to wait before the next connection attempt.
+
+    `failed()` for an attempt that did not connect, `dropped()` for a connection the broker
+    accepted and closed again before it was stable; both return the wait in seconds. Only
+    `stable()` (the connection stayed up long enough) starts the schedule again."""
+
+    def __init__(
+        self, first_s: float, max_s: float, *, jitter: Callable[[], float] = random.random
+    ) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.dropped_first_s = first_s * DROPPED_FIRST_FACTOR
+        self.dropped_max_s = max(max_s * DROPPED_MAX_FACTOR, self.dropped_first_s)
+        self.stable_after_s = max_s * STABLE_FACTOR
+        self._jitter = jitter
+        self.attempts = 0  # waits since the last stable connection
+
+    def _wait(self, first_s: float, max_s: float) -> float:
+        base = min(max_s, first_s * 2.0 ** min(self.attempts, 60))
+        self.attempts += 1
+        return base * (1.0 + JITTER * self._jitter())
+
+    def failed(self) -> float:
+        return self._wait(self.first_s, self.max_s)
+
+    def dropped(self) -> float:
+        return self._wait(self.dropped_first_s, self.dropped_max_s)
+
+    def stable(self) -> None:
+        self.attempts = 0
+
+
+class WarningLimiter:
+    """Logs a warning, but the same text at most once per `interval_s`; the repeats in
+    between are counted and reported with the next one, so a fault that repeats all day
+    says so in a few lines instead of thousands."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = WARNING_INTERVAL_S) -> None:
+        self.logger = logger
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}  # text -> (logged at, repeats since)
+
+    def warning(
+        self, text: str, *args: object, level: int = logging.WARNING, exc_info: bool = False
+    ) -> bool:
+        """True if it was logged now."""
+        now = time.monotonic()
+        with self._lock:
+            logged_at, repeats = self._last.get(text, (float("-inf"), 0))
+            if now - logged_at < self.interval_s:
+                self._last[text] = (logged_at, repeats + 1)
+                return False
+            self._last[text] = (now, 0)
+        if repeats:
+            minutes = (now - logged_at) / 60.0
+            text += f" (and {repeats} more times in the last {minutes:.0f} min)"
+        self.logger.log(level, text, *args, exc_info=exc_info)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +149,8 @@ class LinkStatus:
     last_error: str | None  # why the last connection attempt or connection failed
     published: int  # outbox messages handed to the network
     acknowledged: int  # outbox messages the broker acknowledged (and that left the outbox)
+    refused: int = 0  # publishes the broker answered with a failure reason code (MQTT 5)
+    attempts: int = 0  # connection attempts since start (successful or not)
 
 
 def new_paho_client(
@@ -69,14 +162,24 @@ def new_paho_client(
     reconnect_min_s: float = 1.0,
     reconnect_max_s: float = 60.0,
     reconnect_on_failure: bool = True,
+    protocol: int = mqtt.MQTTv311,
+    tls_prefix: str = "TLS ",
 ) -> mqtt.Client:
     """A paho 2.x MQTT 3.1.1 client (clean session) with credentials, TLS and back-off set:
-    what every connection of ours has in common (the link, the dashboard, the demo's view)."""
+    what every connection of ours has in common (the link, the dashboard, the demo's view).
+    `protocol=mqtt.MQTTv5` for a client that must see the broker's reason codes (doctor).
+    A TLS file that is missing or not PEM raises ValueError naming it, after `tls_prefix`
+    (the daemon's "mqtt.tls.": "mqtt.tls.ca_file /etc/...: no such file")."""
+    if tls is not None:
+        problems = tls_file_problems(tls.ca_file, tls.cert_file, tls.key_file, prefix=tls_prefix)
+        if problems:
+            raise ValueError("; ".join(problems))
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        clean_session=True,
-        protocol=mqtt.MQTTv311,
+        # MQTT 5 has no clean_session; connect(clean_start=...) defaults to a clean start.
+        clean_session=True if protocol != mqtt.MQTTv5 else None,
+        protocol=protocol,
         reconnect_on_failure=reconnect_on_failure,
     )
     client.reconnect_delay_set(  # type: ignore[arg-type]  # paho does float arithmetic
@@ -108,22 +211,41 @@ class MqttLink:
         availability_topic: str,
         make_availability: Callable[[str], bytes],
         subscriptions: dict[str, Callable[[bytes], None]] | None = None,
+        protocol: int = mqtt.MQTTv311,
     ) -> None:
         """`make_availability(state)` builds the payload for "online", "stopped" or
         "offline" (the will). `subscriptions`: topic -> handler, called on the network
-        thread (Home Assistant's status topic); keep handlers short."""
+        thread (Home Assistant's status topic); keep handlers short. A topic MQTT cannot
+        carry, or a TLS file that cannot be used, raises ValueError here, at start-up,
+        instead of killing the network thread later."""
+        for topic in (availability_topic, *(subscriptions or {})):
+            problem = topic_name_problem(topic)
+            if problem is not None:
+                raise ValueError(f"MQTT topic {topic[:80]!r}: {problem}")
         self.settings = settings
         self.outbox = outbox
         self.availability_topic = availability_topic
         self.make_availability = make_availability
         self.subscriptions = dict(subscriptions or {})
+        self.protocol = protocol
+        self._backoff = ReconnectBackoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._warnings = WarningLimiter(log)
+        # Topics of the publishes not yet acknowledged, oldest first (mid -> topic): the
+        # first one is the likely reason when the broker hangs up. A lock of its own, never
+        # held while calling paho, because paho calls on_publish holding its own locks.
+        self._topics_lock = threading.Lock()
+        self._unacked_topics: dict[int, str] = {}
+        self._early_acks: set[int] = set()  # PUBACKs that beat the sender's bookkeeping
+        self._last_topic_sent: str | None = None  # since the last connect (QoS > 0 only)
+        self._refused_mids: deque[int] = deque()  # failure PUBACKs (MQTT 5), network thread
+        self._connected_at = 0.0
         self._client = self._make_client()
         self._wake = threading.Condition()
         self._states: dict[str, Message] = {}  # latest value per topic, in first-set order
         self._dirty: set[str] = set()
         self._resend_states = False  # set on connect and on request: send every state again
         self._connected = False
-        self._refused = False  # the broker's CONNACK said no (network thread only)
+        self._connack_refused = False  # the broker's CONNACK said no (network thread only)
         self._stopping = False
         self._work = False  # something for the sender: set with every notify, under the lock
         self._acked_mids: deque[int] = deque()  # appended by the network thread
@@ -133,6 +255,8 @@ class MqttLink:
         self._last_error: str | None = None
         self._published = 0
         self._acknowledged = 0
+        self._refused = 0
+        self._attempts = 0
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
 
     # ----------------------------------------------------------------------------------------
@@ -167,6 +291,8 @@ class MqttLink:
                 self._last_error,
                 self._published,
                 self._acknowledged,
+                self._refused,
+                self._attempts,
             )
 
     # ----------------------------------------------------------------------------------------
@@ -235,7 +361,15 @@ class MqttLink:
             tls=settings.tls,
             reconnect_min_s=settings.reconnect_min_s,
             reconnect_max_s=settings.reconnect_max_s,
+            protocol=self.protocol,
+            tls_prefix="mqtt.tls.",
         )
+        # An exception in one of our callbacks must not end paho's network thread (that
+        # would leave telemetry dead while the daemon runs on): paho logs it through on_log
+        # and carries on. The callbacks catch what they expect themselves.
+        client.suppress_exceptions = True
+        client.on_log = self._on_log
+        client.on_pre_connect = self._on_pre_connect
         # Our own window bounds what is in flight; paho must not refuse a publish.
         client.max_inflight_messages_set(settings.inflight)
         client.max_queued_messages_set(0)
@@ -252,6 +386,10 @@ class MqttLink:
             self.availability_topic, self.make_availability("offline"), qos=1, retain=True
         )
 
+    def _on_pre_connect(self, _client: mqtt.Client, _userdata: object) -> None:
+        with self._wake:
+            self._attempts += 1
+
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -261,14 +399,19 @@ class MqttLink:
         _properties: object,
     ) -> None:
         if reason.is_failure:
-            self._refused = True
+            self._connack_refused = True
             self._note_error(f"the broker refused the connection: {reason}")
             return
         # Subscribing here keeps the subscriptions across reconnects (clean sessions).
         for topic in self.subscriptions:
-            client.subscribe(topic, qos=1)
+            try:
+                client.subscribe(topic, qos=1)
+            except ValueError as error:  # checked in __init__; never let it stop the link
+                self._warnings.warning("MQTT: cannot subscribe to %r: %s", topic[:80], error)
         with self._wake:
             self._connected = True
+            self._connected_at = time.monotonic()
+            self._last_topic_sent = None
             self._connects += 1
             self._last_error = None
             self._resend_states = True
@@ -277,7 +420,10 @@ class MqttLink:
         log.info("MQTT: connected to %s:%d", self.settings.host, self.settings.port)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
-        self._note_error(f"cannot connect to {self.settings.host}:{self.settings.port}")
+        delay = self._next_wait(self._backoff.failed())
+        self._note_error(
+            f"cannot connect to {self.settings.host}:{self.settings.port}", retry_s=delay
+        )
 
     def _on_disconnect(
         self,
@@ -291,31 +437,114 @@ class MqttLink:
             was_connected = self._connected
             self._connected = False
             stopping = self._stopping
-            refused, self._refused = self._refused, False
+            refused, self._connack_refused = self._connack_refused, False
+            up_for = time.monotonic() - self._connected_at
         if stopping:
             return
-        self._set_will()
-        if was_connected:
-            log.warning("MQTT: connection lost (%s); reconnecting, messages are kept", reason)
-        elif not refused:  # a refusal has said why already
-            # With TLS 1.3 a missing or untrusted client certificate shows up only here: the
-            # handshake "succeeds" and the broker hangs up before its CONNACK.
-            self._note_error(
-                f"the connection closed before the broker accepted it ({reason}); check the"
-                " TLS certificates and the credentials"
+        with self._topics_lock:
+            # The first publish not acknowledged; else the last one handed to paho (its mid
+            # may not be recorded yet when the broker hangs up at once).
+            culprit = next(iter(self._unacked_topics.values()), None) or self._last_topic_sent
+        try:
+            self._set_will()
+        except Exception as error:  # a payload builder's bug must not cost the back-off below
+            self._warnings.warning(
+                "MQTT: cannot build the last will, the previous one stays: %s",
+                error,
+                level=logging.ERROR,
+                exc_info=True,
             )
+        if was_connected and up_for >= self._backoff.stable_after_s:
+            # A connection that lasted: the broker restarted, or the network blinked.
+            self._backoff.stable()
+            delay = self._next_wait(self._backoff.failed())
+            self._warnings.warning(
+                "MQTT: connection lost (%s); reconnecting in %.0f s, messages are kept",
+                reason,
+                delay,
+            )
+        elif was_connected:
+            # Accepted, then closed again soon: the broker will do it again, so the
+            # back-off goes on growing instead of starting again at reconnect_min_s.
+            delay = self._next_wait(self._backoff.dropped())
+            # The topic is an argument, not part of the text: the limiter then counts a drop
+            # after any topic as a repeat of the same fault.
+            if culprit is not None:
+                self._warnings.warning(
+                    "MQTT: the broker closed the connection after a publish to %s: check its"
+                    " ACL (and its log); reconnecting with back-off (next try in %.0f s),"
+                    " messages are kept",
+                    culprit,
+                    delay,
+                )
+            else:
+                self._warnings.warning(
+                    "MQTT: the broker closed the connection %.0f s after accepting it (%s);"
+                    " check its log; reconnecting with back-off (next try in %.0f s),"
+                    " messages are kept",
+                    up_for,
+                    reason,
+                    delay,
+                )
+        else:
+            # Closed before its CONNACK by a broker that accepted this login before: it is up
+            # and hanging up on purpose, so this waits like a drop after accepting.
+            hung_up = not refused and self._connects > 0
+            delay = self._next_wait(self._backoff.dropped() if hung_up else self._backoff.failed())
+            if refused:  # a refusal has said why already
+                pass
+            elif hung_up:
+                # The same TLS settings and login were accepted before, so they are not why.
+                self._note_error(
+                    f"the broker closed the connection before accepting it ({reason}),"
+                    " although it accepted this login before; check its log and its ACL"
+                    f" (also for the last will's topic {self.availability_topic})",
+                    retry_s=delay,
+                )
+            else:
+                # With TLS 1.3 a missing or untrusted client certificate shows up only here:
+                # the handshake "succeeds" and the broker hangs up before its CONNACK.
+                self._note_error(
+                    f"the connection closed before the broker accepted it ({reason}); check"
+                    " the TLS certificates and the credentials",
+                    retry_s=delay,
+                )
+
+    def _next_wait(self, delay: float) -> float:
+        # paho waits min_delay before the next attempt when its own delay was reset, which
+        # reconnect_delay_set does: so this sets exactly the next wait, and paho's reset on
+        # every accepted connection no longer starts the back-off again.
+        self._client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+        return delay
 
     def _on_publish(
         self,
         _client: mqtt.Client,
         _userdata: object,
         mid: int,
-        _reason: ReasonCode,
+        reason: ReasonCode,
         _properties: object,
     ) -> None:
         # paho holds its message lock while calling this: only record the mid here and let
         # the sender thread touch the outbox.
-        self._acked_mids.append(mid)
+        with self._topics_lock:
+            topic = self._unacked_topics.pop(mid, None)
+            if topic is None:
+                if len(self._early_acks) > 1000:  # QoS 0 mids, never tracked: keep it bounded
+                    self._early_acks.clear()
+                self._early_acks.add(mid)
+        if reason.is_failure:
+            # MQTT 5 says why (0x87 Not authorized: the ACL). The message is not delivered;
+            # the sender leaves it in the outbox.
+            self._refused_mids.append(mid)
+            self._warnings.warning(
+                "MQTT: the broker refused a publish to %s (%s): check its ACL; not delivered,"
+                " an outbox message stays in the outbox",
+                topic or "?",
+                reason,
+            )
+        else:
+            self._acked_mids.append(mid)
         with self._wake:
             self._work = True
             self._wake.notify_all()
@@ -331,12 +560,34 @@ class MqttLink:
         except Exception:
             log.exception("MQTT: handling a message on %s failed", message.topic)
 
-    def _note_error(self, text: str) -> None:
+    def _on_log(self, _client: mqtt.Client, _userdata: object, level: int, text: str) -> None:
+        # Only paho's errors: "Caught exception in on_...", which suppress_exceptions turns
+        # into a log line instead of the end of the network thread.
+        # Its socket errors are not forwarded: the disconnect that follows says it better.
+        if level == mqtt.MQTT_LOG_ERR and text.startswith("Caught exception"):
+            self._warnings.warning("MQTT: %s", text, level=logging.ERROR)
+
+    def _note_error(self, text: str, retry_s: float | None = None) -> None:
         with self._wake:
             repeated = text == self._last_error
             self._last_error = text
-        if not repeated:
-            log.warning("MQTT: %s; retrying with back-off, messages are kept", text)
+        if repeated:
+            return
+        # The text is the key that the limiter counts repeats by, so the changing wait goes
+        # in as an argument; a % in a topic name must not be taken for a placeholder.
+        text = "MQTT: " + text.replace("%", "%%") + "; retrying with back-off"
+        if retry_s is None:
+            self._warnings.warning(text + ", messages are kept")
+        else:
+            self._warnings.warning(text + " (next try in %.0f s), messages are kept", retry_s)
+
+    def _track(self, mid: int, topic: str) -> None:
+        """Remember what `mid` was published to, until its PUBACK."""
+        with self._topics_lock:
+            if mid in self._early_acks:
+                self._early_acks.discard(mid)
+            else:
+                self._unacked_topics[mid] = topic
 
     # ----------------------------------------------------------------------------------------
     # Sender thread
@@ -359,6 +610,7 @@ class MqttLink:
                     self._resend_states = False
                 states = self._take_states(resend_all) if connected else []
             self._process_acks()
+            self._keep_network_thread()
             if not connected:
                 continue
             try:
@@ -366,20 +618,45 @@ class MqttLink:
                 self._drain()
             except Exception:
                 # Never let the sender die: the outbox keeps everything; try again soon.
-                log.exception("MQTT: publishing failed")
+                self._warnings.warning(
+                    "MQTT: publishing failed", level=logging.ERROR, exc_info=True
+                )
+
+    def _keep_network_thread(self) -> None:
+        """paho's network thread ends on an exception outside our callbacks; telemetry would
+        then be dead while the daemon runs on. loop_start() does nothing while it runs."""
+        if self._client.loop_start() == mqtt.MQTT_ERR_SUCCESS:
+            self._warnings.warning(
+                "MQTT: the network thread had stopped (see the error above); started it again",
+                level=logging.ERROR,
+            )
 
     def _take_states(self, everything: bool) -> list[Message]:
         topics = list(self._states) if everything else [t for t in self._states if t in self._dirty]
         self._dirty.clear()
         return [self._states[topic] for topic in topics]
 
+    def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
+        """Hand one message to paho; its mid, or None if MQTT cannot carry it (a bad topic,
+        logged: it could never be sent, so retrying would only repeat the error)."""
+        if qos > 0:
+            self._last_topic_sent = topic
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        except ValueError as error:
+            self._warnings.warning(
+                "MQTT: cannot publish to %r: %s", topic[:80], error, level=logging.ERROR
+            )
+            return None
+        if qos > 0:
+            self._track(info.mid, topic)
+        return info.mid
+
     def _publish_states(self, states: list[Message], *, online: bool) -> None:
         for state in states:
-            self._client.publish(state.topic, state.payload, qos=state.qos, retain=state.retain)
+            self._publish(state.topic, state.payload, state.qos, state.retain)
         if online:
-            self._client.publish(
-                self.availability_topic, self.make_availability("online"), qos=1, retain=True
-            )
+            self._publish(self.availability_topic, self.make_availability("online"), 1, True)
 
     def _drain(self) -> None:
         while True:
@@ -396,14 +673,16 @@ class MqttLink:
                 self._published += len(batch)
 
     def _publish_record(self, message: OutboxMessage) -> None:
-        info = self._client.publish(
-            message.topic, message.payload, qos=message.qos, retain=message.retain
-        )
+        mid = self._publish(message.topic, message.payload, message.qos, message.retain)
+        self._after_seq = message.seq
+        if mid is None:
+            # It can never be sent: out of the outbox, so it does not come back every start.
+            self.outbox.ack_many([message.seq])
+            return
         # Even MQTT_ERR_NO_CONN keeps a QoS 1 message in paho's queue, sent after reconnect.
         # The mapping is written before this thread looks at acknowledgements again, so a
         # PUBACK that beats it here is not lost.
-        self._seq_by_mid[info.mid] = message.seq
-        self._after_seq = message.seq
+        self._seq_by_mid[mid] = message.seq
 
     def _process_acks(self) -> None:
         seqs = []
@@ -415,6 +694,14 @@ class MqttLink:
             self.outbox.ack_many(seqs)
             with self._wake:
                 self._acknowledged += len(seqs)
+        refused = 0
+        while self._refused_mids:
+            # Refused (MQTT 5 reason code): out of the window, but not out of the outbox.
+            self._seq_by_mid.pop(self._refused_mids.popleft(), None)
+            refused += 1
+        if refused:
+            with self._wake:
+                self._refused += refused
 
     def _wait_drained(self, deadline: float) -> bool:
         """Until the outbox is empty and nothing is in flight, while connected (the sender

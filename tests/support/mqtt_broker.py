@@ -6,10 +6,10 @@ talks to). EDGE_AGENT_MQTT_BROKER=mosquitto|amqtt forces one; EDGE_AGENT_REQUIRE
 turns a missing mosquitto into a failure instead of a quiet fallback.
 
 amqtt cannot do everything mosquitto does. Each broker says what it can through attributes
-(`supports_persistent_sessions`, `supports_client_certs`, `queues_for_offline_sessions`,
-`marks_queued_messages_retained`) so a test can skip with a reason instead of failing; asking
-amqtt for something it would silently not enforce (a required client certificate) raises
-`UnsupportedFeature`.
+(`supports_persistent_sessions`, `supports_client_certs`, `supports_acl`,
+`queues_for_offline_sessions`, `marks_queued_messages_retained`) so a test can skip with a
+reason instead of failing; asking amqtt for something it would silently not enforce (a required
+client certificate, an ACL, raw mosquitto settings) raises `UnsupportedFeature`.
 """
 
 from __future__ import annotations
@@ -176,6 +176,8 @@ class Broker:
     # require_client_cert=True is enforced: TLS clients without a certificate from ca_file are
     # refused.
     supports_client_certs: ClassVar[bool]
+    # `acl=` (mosquitto's acl_file text) and `extra_config=` (raw mosquitto.conf lines) work.
+    supports_acl: ClassVar[bool] = False
     # Messages queued for a disconnected clean_session=False subscriber arrive with retain set.
     marks_queued_messages_retained: ClassVar[bool] = False
     # The signal that makes the broker shut down cleanly (mosquitto saves its database on it).
@@ -196,11 +198,18 @@ class Broker:
         require_client_cert: bool = False,
         users: dict[str, str] | None = None,
         persistence: bool = True,
+        acl: str | None = None,
+        extra_config: Iterable[str] = (),
     ) -> None:
+        """`acl`: the text of an ACL file (mosquitto's acl_file format; mosquitto only).
+        `extra_config`: more mosquitto.conf lines, e.g. "max_qos 0" (mosquitto only)."""
         if require_client_cert and not tls:
             raise ValueError("require_client_cert needs tls=True")
         if require_client_cert and not self.supports_client_certs:
             raise UnsupportedFeature(f"{self.kind} cannot require client certificates")
+        self.extra_config = list(extra_config)
+        if (acl is not None or self.extra_config) and not self.supports_acl:
+            raise UnsupportedFeature(f"{self.kind} has no ACL file or mosquitto settings")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -216,6 +225,10 @@ class Broker:
         self.server_key_file: Path | None = None
         if tls:
             self._make_tls_files()
+        self.acl_file: Path | None = None
+        if acl is not None:
+            self.acl_file = self.workdir / "acl"
+            self.acl_file.write_text(acl)
         self.password_file: Path | None = None
         if self.users:
             self.password_file = self.workdir / "passwords"
@@ -399,6 +412,7 @@ class MosquittoBroker(Broker):
     kind = "mosquitto"
     supports_persistent_sessions = True
     supports_client_certs = True
+    supports_acl = True
 
     def __init__(self, workdir: Path, **options: Any) -> None:
         executable = find_mosquitto()
@@ -441,6 +455,9 @@ class MosquittoBroker(Broker):
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
             lines += ["allow_anonymous true"]
+        if self.acl_file:
+            lines += [f"acl_file {self.acl_file}"]
+        lines += self.extra_config
         if self.persistence:
             lines += [
                 "persistence true",

@@ -1,6 +1,11 @@
-"""The broker check: one MQTT connection with the configured address, TLS and login, closed again
-without publishing; and the wording that turns a socket, TLS or CONNACK failure into its cause
-and its fix.
+"""The broker check: one MQTT connection with the configured address, TLS and login; then one
+QoS 1 publish to the device's own `doctor` topic (empty, not retained) over a second
+connection, to find an ACL that denies the display's topics; and the wording that turns a
+socket, TLS, CONNACK or PUBACK failure into its cause and its fix.
+
+The publish goes over MQTT 5 where the broker speaks it, because only MQTT 5 says "Not
+authorized" in the PUBACK: mosquitto acknowledges a denied MQTT 3.1.1 publish as if it were
+delivered (or hangs up, which MQTT 3.1.1 also allows; that is reported too).
 
 paho is imported only when the check runs.
 """
@@ -57,6 +62,7 @@ def check_broker(doctor: DoctorRun) -> CheckResult:
             password=password,
             tls=tls,
             reconnect_on_failure=False,
+            tls_prefix="mqtt.tls.",
         )
     except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
         return CheckResult(
@@ -125,7 +131,135 @@ def check_broker(doctor: DoctorRun) -> CheckResult:
     detail = f"connected to {address} ({encryption}, {who})"
     if password is not None and mqtt.username is None:
         detail += "; a password is set but no mqtt.username, so it is not used"
+    settings = doctor.config.telemetry_settings()
+    topic = f"{settings.base_topic}/{settings.site}/{settings.device}/{DOCTOR_LEAF}"
+    denied = probe_publish(
+        mqtt.host,
+        mqtt.port,
+        topic,
+        username=mqtt.username,
+        password=password,
+        tls=tls,
+        timeout=doctor.timeout,
+    )
+    if denied is not None:
+        problem, fix = denied
+        return CheckResult("broker", Status.FAIL, f"{detail}, but {problem}", fix)
     return CheckResult("broker", Status.PASS, detail)
+
+
+DOCTOR_LEAF = "doctor"  # <base>/<site>/<device>/doctor: inside the display's own ACL rights
+
+
+def acl_fix(topic: str) -> str:
+    root = topic.rsplit("/", 1)[0]
+    return (
+        f"give the display's MQTT user write access to {root}/# in the broker's ACL"
+        ' (docs/fleet.md, "Credentials and access control"), or correct mqtt.username; the'
+        ' broker\'s log shows "Denied PUBLISH"'
+    )
+
+
+def probe_publish(
+    host: str,
+    port: int,
+    topic: str,
+    *,
+    username: str | None,
+    password: str | None,
+    tls: Any,
+    timeout: float,
+) -> tuple[str, str] | None:
+    """One empty, non-retained QoS 1 publish to `topic`. None if the broker took it; else
+    (what went wrong, the fix). MQTT 5 first; MQTT 3.1.1 if the broker does not accept 5."""
+    import paho.mqtt.client as paho
+
+    for protocol in (paho.MQTTv5, paho.MQTTv311):
+        outcome = _publish_once(host, port, topic, username, password, tls, timeout, protocol)
+        if outcome != "no connection":
+            return outcome if isinstance(outcome, tuple) else None
+    return None  # the connection check itself passed; nothing more to say here
+
+
+def _publish_once(
+    host: str,
+    port: int,
+    topic: str,
+    username: str | None,
+    password: str | None,
+    tls: Any,
+    timeout: float,
+    protocol: int,
+) -> tuple[str, str] | str | None:
+    """None: acknowledged; (problem, fix); or "no connection" (try another protocol)."""
+    from edge_agent.telemetry.client import new_paho_client
+
+    client = new_paho_client(
+        f"edge-agent-doctor-{secrets.token_hex(4)}",
+        username=username,
+        password=password,
+        tls=tls,
+        reconnect_on_failure=False,
+        protocol=protocol,
+        tls_prefix="mqtt.tls.",
+    )
+    client.connect_timeout = timeout
+    events: list[tuple[str, Any]] = []
+    happened = threading.Condition()
+
+    def note(kind: str, reason: Any) -> None:
+        with happened:
+            events.append((kind, reason))
+            happened.notify_all()
+
+    client.on_connect = lambda _c, _u, _f, reason, _p: note("connack", reason)
+    client.on_disconnect = lambda _c, _u, _f, reason, _p: note("closed", reason)
+    client.on_publish = lambda _c, _u, _mid, reason, _p: note("puback", reason)
+
+    def wait_for(kinds: tuple[str, ...], deadline: float) -> tuple[str, Any] | None:
+        with happened:
+            while True:
+                for event in events:
+                    if event[0] in kinds:
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                happened.wait(left)
+
+    deadline = time.monotonic() + timeout
+    try:
+        client.connect(host, port, keepalive=60)
+    except OSError:
+        return "no connection"
+    client.loop_start()
+    try:
+        answer = wait_for(("connack", "closed"), deadline)
+        if answer is None or answer[0] == "closed" or answer[1].is_failure:
+            return "no connection"
+        events.clear()
+        client.publish(topic, b"", qos=1, retain=False)
+        answer = wait_for(("puback", "closed"), deadline)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if answer is None:
+        return (
+            f"no PUBACK for a test publish to {topic} within {timeout:g} s",
+            "look at the broker's log; a slow network may need a longer --timeout",
+        )
+    kind, reason = answer
+    if kind == "closed":
+        return (
+            f"the broker closed the connection after a publish to {topic}: check its ACL",
+            acl_fix(topic),
+        )
+    if reason.is_failure:
+        return (
+            f"the broker refused a publish to {topic} ({reason}): check its ACL",
+            acl_fix(topic),
+        )
+    return None
 
 
 def describe_connect_error(
