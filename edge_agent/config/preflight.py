@@ -26,7 +26,6 @@ import contextlib
 import errno
 import glob
 import os
-import ssl
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 from edge_agent.config.base import ConfigError, ConfigProblem
 from edge_agent.config.loading import ENV_PREFIX
 from edge_agent.config.model import Config
+from edge_agent.telemetry.tls import tls_file_problems as telemetry_tls_problems
 from edge_agent.validated_yaml import KeyPath, parse_yaml
 
 
@@ -163,41 +163,17 @@ def _source_problems(spec: str | int) -> list[str]:
 
 
 def tls_file_problems(config: Config) -> list[tuple[str, str]]:
-    """(key under mqtt.tls, reason) for each TLS file that is missing, unreadable or not PEM.
-
-    The parse is the one the MQTT client does at connect (ssl's own loaders), done here so a
-    bad file stops the start with its name instead of a traceback from paho's thread.
-    """
+    """(key under mqtt.tls, reason) for each TLS file that is missing, unreadable, not PEM or
+    not what it should hold: the MQTT link's own check (telemetry/tls.py), run before it
+    connects, so a bad file stops the start with its line instead of at connect time."""
     tls = config.mqtt.tls
-    problems: list[tuple[str, str]] = []
-    for key, path in (
-        ("ca_file", tls.ca_file),
-        ("cert_file", tls.cert_file),
-        ("key_file", tls.key_file),
-    ):
-        if path is not None:
-            problems += [(key, message) for message in _readable_file_problems(path)]
-    if problems:
-        return problems
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if tls.ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=str(tls.ca_file))
-        except (ssl.SSLError, ValueError) as error:
-            problems.append(("ca_file", f"{tls.ca_file} is not a PEM CA certificate ({error})"))
-    if tls.cert_file is not None and tls.key_file is not None:
-        try:
-            # An empty pass phrase: OpenSSL would otherwise ask for one on the terminal.
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file), password=b"")
-        except (ssl.SSLError, ValueError) as error:
-            problems.append(
-                (
-                    "cert_file",
-                    f"{tls.cert_file} and {tls.key_file} are not a PEM certificate and its"
-                    f" unencrypted key ({error})",
-                )
-            )
-    return problems
+    located = []
+    for problem in telemetry_tls_problems(tls.ca_file, tls.cert_file, tls.key_file, prefix=""):
+        # Each problem starts with the setting it is about: "ca_file PATH: reason", or for a
+        # certificate and key that do not go together "cert_file PATH / key_file PATH: reason".
+        key, rest = problem.split(" ", 1)
+        located.append((key, problem if " / key_file " in rest else rest))
+    return located
 
 
 # --------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_run_refuses_a_missing_tls_file_and_names_it(tmp_path, video):
         tmp_path, video, mqtt={"enabled": True, "tls": {"enabled": True, "ca_file": str(ca)}}
     )
     (line,) = refused(edge_agent("run", "--config", str(config), timeout=GUARD_S))
-    assert f"mqtt.tls.ca_file: no such file: {ca}" in line
+    assert f"mqtt.tls.ca_file: {ca}: no such file" in line
 
 
 def test_run_refuses_a_tls_file_that_is_not_pem_and_names_it(tmp_path, video):
@@ -104,7 +104,7 @@ def test_run_refuses_a_tls_file_that_is_not_pem_and_names_it(tmp_path, video):
         tmp_path, video, mqtt={"enabled": True, "tls": {"enabled": True, "ca_file": str(ca)}}
     )
     (line,) = refused(edge_agent("run", "--config", str(config), timeout=GUARD_S))
-    assert f"mqtt.tls.ca_file: {ca} is not a PEM CA certificate" in line
+    assert f"mqtt.tls.ca_file: {ca}: not a PEM file" in line
 
 
 def test_a_problem_set_from_the_environment_names_the_variable(tmp_path, video):
