@@ -551,6 +551,18 @@ def _item_type(annotation: Any) -> Any:
     return None
 
 
+# A value quoted in an error is cut to this many characters: a 70,000-character topic would
+# otherwise fill a terminal or a journal line with itself.
+_SHOWN_CHARS = 80
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    return f"{text[:_SHOWN_CHARS]}... ({len(text):,} characters)"
+
+
 def _message(item: Any, path: KeyPath, root: type[BaseModel]) -> str:
     kind, value = item["type"], item.get("input")
     if kind == "extra_forbidden":
@@ -569,7 +581,7 @@ def _message(item: Any, path: KeyPath, root: type[BaseModel]) -> str:
         return f"required key {item['loc'][-1]!r} is missing"
     if isinstance(value, dict | list | tuple):
         return message
-    message = f"{message} (got {value!r})"
+    message = f"{message} (got {_shown(value)})"
     if kind == "string_type" and isinstance(value, bool | int | float):
         # YAML 1.1 turns unquoted yes/no/on/off into booleans and 1e3 into a number.
         message += "; put the text in quotes"

@@ -322,6 +322,14 @@ def test_source_spec_must_be_text_or_an_index(tmp_path):
     assert load_config(write(tmp_path, "source:\n  spec: 0\n"), environ=NO_ENV).source.spec == 0
 
 
+def test_a_huge_bad_value_is_quoted_short(tmp_path):
+    topic = "a#" * 40_000
+    problem = only(write(tmp_path, f"mqtt:\n  base_topic: '{topic}'\n"))
+    assert (problem.line, problem.key_path) == (2, "mqtt.base_topic")
+    assert "wildcards" in problem.message
+    assert len(problem.message) < 300 and "80,002 characters" in problem.message
+
+
 def test_yaml_syntax_error_gives_line_and_column(tmp_path):
     path = write(tmp_path, "vision:\n  threads: 2\n   detector: short_range\n")
     problem = only(path)
