@@ -168,6 +168,11 @@ def check_reports(logged: list[dict[str, object]], received: list[dict[str, obje
         "missing": [{"window_start": s, "window_end": e} for s, e in missing],
         "gaps": gaps,
         "arrived_not_logged": len(arrived_ends - {end for _, end in logged_windows}),
+        # Much longer than the window: the daemon stalled (no frames) for that long.
+        "longest_window_s": max(
+            (float(r["window_end_wall"]) - float(r["window_start_wall"]) for r in logged),  # type: ignore[arg-type]
+            default=None,
+        ),
     }
 
 
@@ -493,6 +498,7 @@ def print_table(results: dict) -> None:
         ("reports made (logged)", str(reports["made"])),
         ("reports received", f"{reports['received_unique']} unique, {reports['received']} in all"),
         ("duplicates", str(reports["duplicates"])),
+        ("longest window", f"{show(reports['longest_window_s'])} s"),
         (
             "LOST",
             f"{reports['lost']} (missing {len(reports['missing'])}, gaps {len(reports['gaps'])})",
@@ -512,6 +518,20 @@ def print_table(results: dict) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def failures(results: dict) -> list[str]:
+    """Why the run failed, one line each; none when it passed."""
+    reports, problems = results["reports"], []
+    if reports["lost"]:
+        problems.append(f"{reports['lost']} report(s) lost")
+    if results["daemon_died"]:
+        problems.append(f"the daemon exited during the soak ({results['daemon_exit_code']})")
+    elif not results["interrupted"] and results["daemon_exit_code"] != 0:
+        problems.append(f"the daemon did not stop cleanly ({results['daemon_exit_code']})")
+    if not reports["made"]:
+        problems.append("the daemon made no report: is it processing frames? (--keep: its log)")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,10 +559,14 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             soak.shutdown()
         results = soak.results(interrupted)
+        problems = failures(results)
+        results["failures"] = problems
         print_table(results)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2) + "\n")
-        failed = results["reports"]["lost"] > 0 or soak.died
+        for problem in problems:
+            print(f"soak: FAILED: {problem}")
+        failed = bool(problems)
         keep = keep or failed
         if soak.died:
             print(f"soak: the daemon exited ({soak.daemon_exit}):\n{log_tail(soak.log_path)}")

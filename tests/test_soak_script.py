@@ -60,6 +60,8 @@ def test_a_short_soak_with_a_broker_bounce_loses_nothing_and_samples_the_daemon(
     assert reports["received_unique"] == reports["made"]
     assert numbers["daemon_died"] is False
     assert numbers["daemon_exit_code"] == 0
+    assert numbers["failures"] == []
+    assert reports["longest_window_s"] < 3 * 3  # no stall of the footage
     series = numbers["sample_series"]
     assert len(series) >= 10  # one every 2 s over 35 s
     assert any(not sample["broker_up"] for sample in series)  # sampled during the outage too
