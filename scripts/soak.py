@@ -462,6 +462,13 @@ class Soak:
                 "end": rss_mb[-1] if rss_mb else None,
                 "max": max(rss_mb, default=None),
                 "growth_mb_per_h": rss_growth_mb_per_h(steady),
+                # The same over the later half only: smaller than the whole when RSS is
+                # levelling off (the allocator reaching its working set), equal for a leak.
+                "growth_second_half_mb_per_h": rss_growth_mb_per_h(
+                    [s for s in steady if s.t_s >= (steady[0].t_s + steady[-1].t_s) / 2]
+                    if steady
+                    else []
+                ),
             },
             "fds": {**span([s.fds for s in steady]), "all": span([s.fds for s in self.samples])},
             "threads": {
@@ -509,7 +516,8 @@ def print_table(results: dict) -> None:
         ),
         (
             f"RSS growth after {results['warmup_s']:.0f} s",
-            f"{show(rss['growth_mb_per_h'])} MB/h (least squares)",
+            f"{show(rss['growth_mb_per_h'])} MB/h (least squares;"
+            f" later half {show(rss['growth_second_half_mb_per_h'])} MB/h)",
         ),
         ("fds after warm-up (all)", span_text(results["fds"])),
         ("threads after warm-up (all)", span_text(results["threads"])),
