@@ -170,7 +170,10 @@ def check_reports(logged: list[dict[str, object]], received: list[dict[str, obje
         "arrived_not_logged": len(arrived_ends - {end for _, end in logged_windows}),
         # Much longer than the window: the daemon stalled (no frames) for that long.
         "longest_window_s": max(
-            (float(r["window_end_wall"]) - float(r["window_start_wall"]) for r in logged),  # type: ignore[arg-type]
+            (
+                round(float(r["window_end_wall"]) - float(r["window_start_wall"]), 3)  # type: ignore[arg-type]
+                for r in logged
+            ),
             default=None,
         ),
     }
