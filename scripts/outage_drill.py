@@ -20,40 +20,14 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 from mqtt_bench_support import HOST, Mosquitto, summary
-from paho.mqtt.enums import CallbackAPIVersion
+from report_subscriber import ReportSubscriber
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge_agent.config import load_config  # noqa: E402
 from edge_agent.daemon import Daemon  # noqa: E402
-
-
-class ReportCounter:
-    def __init__(self, port: int, topic: str) -> None:
-        self.ids: list[str] = []
-        self.ts: list[int] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id="outage-drill-counter", clean_session=False
-        )
-        self.client.reconnect_delay_set(min_delay=0.2, max_delay=1)  # type: ignore[arg-type]
-        self.client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
-        self.client.on_message = self._on_message
-        self.client.connect(HOST, port)
-        self.client.loop_start()
-
-    def _on_message(self, _client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        payload = json.loads(message.payload)
-        with self.lock:
-            self.ids.append(payload["id"])
-            self.ts.append(payload["ts_ms"])
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def frame_row(values: list[float]) -> dict[str, float | None]:
@@ -81,7 +55,9 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="edge-agent-drill-"))
     broker = Mosquitto(folder, persistence_folder=folder).start()
     port = broker.port
-    counter = ReportCounter(port, "edge-agent/drill/screen/audience/report")
+    counter = ReportSubscriber(
+        HOST, port, "edge-agent/drill/screen/audience/report", client_id="outage-drill-counter"
+    )
     environ = {
         "EDGE_AGENT__SOURCE__SPEC": str(REPO / "samples" / "demo.mp4"),
         "EDGE_AGENT__SOURCE__LOOP": "true",
@@ -139,9 +115,9 @@ def main() -> int:
     counter.close()
     broker.stop()
 
-    with counter.lock:
-        received_ids = list(counter.ids)
-        received_ts = list(counter.ts)
+    received = counter.payloads()
+    received_ids = [str(payload["id"]) for payload in received]
+    received_ts = [int(payload["ts_ms"]) for payload in received]  # type: ignore[call-overload]
     unique = list(dict.fromkeys(received_ids))
     first_ts = {}
     for message_id, ts in zip(received_ids, received_ts, strict=True):
