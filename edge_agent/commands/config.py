@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "schema":
         print(json.dumps(Config.json_schema(), indent=2))
         return 0
-    from edge_agent.config.preflight import PreflightError, preflight
+    from edge_agent.commands.preflight import PreflightError, preflight
 
     config = load_config(args.file)
     # What `run` would refuse, or cope with, on this machine: every finding at once.

@@ -96,8 +96,8 @@ def demo_environ(
 
 def run(args: argparse.Namespace) -> int:
     from edge_agent.ads.players.base import PlayerError
+    from edge_agent.commands.preflight import preflight, refuse_to_start
     from edge_agent.config import load_config
-    from edge_agent.config.preflight import preflight, refuse_to_start
     from edge_agent.sources.factory import check_source_plays
     from edge_agent.sources.spec import parse_spec
     from edge_agent.telemetry.embedded_broker import EmbeddedBroker, free_port

@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.commands.preflight import preflight, refuse_to_start
     from edge_agent.config import load_config
-    from edge_agent.config.preflight import preflight, refuse_to_start
     from edge_agent.daemon import Daemon
 
     config = load_config(args.config)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from edge_agent.config.base import ConfigModel, section, setting
-from edge_agent.telemetry.homeassistant import discovery_prefix_problem
-from edge_agent.telemetry.tls import tls_file_problems
-from edge_agent.telemetry.topics import base_topic_problem
-from edge_agent.telemetry.values import ID_RULE, is_topic_id
+from edge_agent.telemetry.values import (
+    ID_RULE,
+    base_topic_problem,
+    discovery_prefix_problem,
+    is_topic_id,
+)
 
 
 class MqttTlsConfig(ConfigModel):
@@ -164,15 +165,3 @@ class MqttConfig(ConfigModel):
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must not be less than reconnect_min_s")
         return self
-
-
-def check_tls_files(config: Any) -> list[str]:
-    """One line per problem with the TLS files of `config` (the whole configuration or its
-    `mqtt` section): missing, unreadable, not PEM, or not loadable as CA / certificate and
-    key. Empty when TLS is off or the files are fine. For `config check`'s preflight; the
-    MQTT link runs the same check at start-up."""
-    mqtt: MqttConfig = getattr(config, "mqtt", config)
-    if not mqtt.enabled or not mqtt.tls.enabled:
-        return []
-    tls = mqtt.tls
-    return tls_file_problems(tls.ca_file, tls.cert_file, tls.key_file)

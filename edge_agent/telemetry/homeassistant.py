@@ -23,16 +23,9 @@ from typing import Any
 
 from edge_agent import __version__
 from edge_agent.segments import OTHER, segment_key
-from edge_agent.telemetry.topics import Leaf, Topics, prefix_problem
+from edge_agent.telemetry.topics import Leaf, Topics
 
 DEFAULT_PREFIX = "homeassistant"
-
-
-def discovery_prefix_problem(prefix: str) -> str | None:
-    """Why `prefix` cannot be Home Assistant's discovery prefix, or None. A prefix with + or #
-    is a filter, not a topic: discovery could not be published under it."""
-    longest_node_id = "edge_agent_" + "s" * 64 + "_" + "d" * 64  # ids are at most 64 characters
-    return prefix_problem(prefix, f"/device/{longest_node_id}/config")
 
 
 def status_topic(prefix: str = DEFAULT_PREFIX) -> str:

@@ -21,51 +21,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_agent.telemetry.outbox import Importance
-from edge_agent.telemetry.values import DEFAULT_BASE, check_id
+from edge_agent.telemetry.values import DEFAULT_BASE, base_topic_problem, check_id
 
-# MQTT writes a topic's length in two bytes: a longer topic makes the client library raise on
-# its network thread, which would leave telemetry dead while the daemon runs on.
-MAX_TOPIC_BYTES = 65_535
-# A site or a device id is at most 64 ASCII characters (values.ID_RULE).
-_MAX_ID_BYTES = 64
-
-
-def topic_name_problem(topic: str) -> str | None:
-    """Why `topic` cannot be published to (a topic name, not a filter), or None."""
-    if not topic:
-        return "must not be empty"
-    if "+" in topic or "#" in topic:
-        return "must not contain the wildcards + or #"
-    if "\0" in topic:
-        return "must not contain NUL characters"
-    size = len(topic.encode("utf-8", "surrogatepass"))
-    if size > MAX_TOPIC_BYTES:
-        return f"is {size:,} UTF-8 bytes long; MQTT allows at most {MAX_TOPIC_BYTES:,}"
-    try:
-        topic.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid UTF-8 (it holds a lone surrogate)"
-    return None
-
-
-def prefix_problem(prefix: str, longest_suffix: str) -> str | None:
-    """Why `prefix` cannot be the first level(s) of a topic that goes on with
-    `longest_suffix` (the longest text any topic adds after it, "/" included), or None."""
-    if not prefix:
-        return "must not be empty"
-    if prefix.endswith("/"):
-        return "must not end in /"
-    problem = topic_name_problem(prefix)
-    if problem is not None:
-        return problem
-    room = MAX_TOPIC_BYTES - len(longest_suffix.encode())
-    size = len(prefix.encode("utf-8"))
-    if size > room:
-        return (
-            f"is {size:,} UTF-8 bytes long; with the levels after it a topic would exceed"
-            f" MQTT's {MAX_TOPIC_BYTES:,} bytes (at most {room:,} here)"
-        )
-    return None
+# The rule lives with the values (the configuration checks topics too); the link imports it here.
+from edge_agent.telemetry.values import topic_name_problem as topic_name_problem
 
 
 class Leaf(StrEnum):
@@ -223,14 +182,6 @@ class Topics:
     def subscription(self) -> str:
         """Everything this device publishes."""
         return f"{self.root}/#"
-
-
-def base_topic_problem(base: str) -> str | None:
-    """Why `base` cannot be the base topic (the levels before <site>/<device>/...), or None."""
-    longest_leaf = max((leaf.value for leaf in Leaf), key=len)
-    return prefix_problem(
-        base, "/" + "s" * _MAX_ID_BYTES + "/" + "d" * _MAX_ID_BYTES + "/" + longest_leaf
-    )
 
 
 def fleet_subscription(base: str = DEFAULT_BASE, site: str = "+", device: str = "+") -> str:

@@ -36,6 +36,67 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+# MQTT writes a topic's length in two bytes: a longer topic makes the client library raise on
+# its network thread, which would leave telemetry dead while the daemon runs on.
+MAX_TOPIC_BYTES = 65_535
+# A site or a device id is at most 64 ASCII characters (ID_RULE).
+MAX_ID_BYTES = 64
+# Room kept after <base>/<site>/<device>/ for the longest leaf (topics.Leaf), and after a
+# discovery node id for the longest sensor key (homeassistant.py); tests keep both true.
+MAX_LEAF_BYTES = 32
+MAX_SENSOR_KEY_BYTES = 64
+
+
+def topic_name_problem(topic: str) -> str | None:
+    """Why `topic` cannot be published to (a topic name, not a filter), or None."""
+    if not topic:
+        return "must not be empty"
+    if "+" in topic or "#" in topic:
+        return "must not contain the wildcards + or #"
+    if "\0" in topic:
+        return "must not contain NUL characters"
+    size = len(topic.encode("utf-8", "surrogatepass"))
+    if size > MAX_TOPIC_BYTES:
+        return f"is {size:,} UTF-8 bytes long; MQTT allows at most {MAX_TOPIC_BYTES:,}"
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (it holds a lone surrogate)"
+    return None
+
+
+def prefix_problem(prefix: str, longest_suffix_bytes: int) -> str | None:
+    """Why `prefix` cannot be the first level(s) of a topic that goes on with at most
+    `longest_suffix_bytes` more ("/" included), or None."""
+    if not prefix:
+        return "must not be empty"
+    if prefix.endswith("/"):
+        return "must not end in /"
+    problem = topic_name_problem(prefix)
+    if problem is not None:
+        return problem
+    room = MAX_TOPIC_BYTES - longest_suffix_bytes
+    size = len(prefix.encode("utf-8"))
+    if size > room:
+        return (
+            f"is {size:,} UTF-8 bytes long; with the levels after it a topic would exceed"
+            f" MQTT's {MAX_TOPIC_BYTES:,} bytes (at most {room:,} here)"
+        )
+    return None
+
+
+def base_topic_problem(base: str) -> str | None:
+    """Why `base` cannot be the base topic (the levels before <site>/<device>/...), or None."""
+    return prefix_problem(base, 3 + 2 * MAX_ID_BYTES + MAX_LEAF_BYTES)
+
+
+def discovery_prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot be Home Assistant's discovery prefix, or None. A prefix with + or #
+    is a filter, not a topic: discovery could not be published under it."""
+    node_id = len("edge_agent_") + 2 * MAX_ID_BYTES + 1
+    return prefix_problem(prefix, len("/sensor/") + node_id + 1 + MAX_SENSOR_KEY_BYTES + 7)
+
+
 def device_id_from_hostname(hostname: str | None = None) -> str:
     """This machine's host name as one topic level ("pi-door.local" -> "pi-door.local")."""
     name = hostname if hostname is not None else socket.gethostname()

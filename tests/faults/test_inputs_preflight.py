@@ -171,8 +171,8 @@ def test_doctor_fails_the_config_check_on_what_run_would_refuse(tmp_path, video)
 def test_a_full_state_disk_does_not_stop_the_start(tmp_path, video):
     """A full disk is for the daemon to ride out, not a setting to correct: systemd would
     otherwise restart a daemon that refuses to start, again and again, with a dark screen."""
+    from edge_agent.commands.preflight import preflight
     from edge_agent.config import load_config
-    from edge_agent.config.preflight import preflight
 
     state = tmp_path / "full"
     state.mkdir()

@@ -349,7 +349,7 @@ def tls_config(tmp_path: Path, **files: Path):
 def test_tls_file_problems_name_the_setting_the_file_and_the_fault(tmp_path):
     import trustme
 
-    from edge_agent.config.mqtt import check_tls_files
+    from edge_agent.commands.preflight import check_tls_files
 
     ca = trustme.CA()
     good_ca = tmp_path / "ca.pem"

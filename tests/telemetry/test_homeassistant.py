@@ -70,3 +70,19 @@ def test_every_discovery_message_is_one_component_that_any_home_assistant_reads(
     names = [p["name"] for p in messages.values()]
     assert len(set(names)) == len(names)
     assert {p["dev"]["name"] for p in messages.values()} == {"edge-agent berlin-mitte door-left"}
+
+
+def test_the_topic_budgets_hold_for_every_leaf_and_sensor():
+    # values.py checks the configured base topic and discovery prefix against these budgets;
+    # a longer leaf or sensor key would let a topic past MQTT's 65,535 bytes through.
+    from edge_agent.segments import DEFAULT_BRACKETS, segment_names
+    from edge_agent.telemetry.homeassistant import discovery_messages, node_id
+    from edge_agent.telemetry.values import MAX_ID_BYTES, MAX_LEAF_BYTES, MAX_SENSOR_KEY_BYTES
+
+    assert max(len(leaf.value.encode()) for leaf in Leaf) <= MAX_LEAF_BYTES
+    longest = Topics("s" * MAX_ID_BYTES, "d" * MAX_ID_BYTES)
+    segments = segment_names(DEFAULT_BRACKETS)
+    prefix = f"homeassistant/sensor/{node_id(longest)}/"
+    for topic in discovery_messages(longest, segments=segments):
+        sensor = topic.removeprefix(prefix).removesuffix("/config")
+        assert len(sensor.encode()) <= MAX_SENSOR_KEY_BYTES, topic

@@ -1,7 +1,7 @@
 """The config check, the first one: it loads the configuration as the service does (the file,
 then the environment file's overrides, as systemd's EnvironmentFile= reads them) and leaves it
 in the run for every check that needs it. It fails, too, on what `run`'s preflight refuses
-(`edge_agent.config.preflight`): a state folder it cannot write, a missing source file or TLS
+(`edge_agent.commands.preflight`): a state folder it cannot write, a missing source file or TLS
 file.
 """
 
@@ -84,7 +84,7 @@ def check_config(doctor: DoctorRun) -> CheckResult:
             f"correct the lines named (`edge-agent config check {target}` lists every"
             " problem; config.yaml in the repository documents each key)",
         )
-    from edge_agent.config.preflight import preflight
+    from edge_agent.commands.preflight import preflight
 
     # What `run` would refuse to start on (the rules have a check of their own).
     refused = [f for f in preflight(doctor.config, doctor.config_path, environ) if f.stops_run]

@@ -162,6 +162,16 @@ def _source_problems(spec: str | int) -> list[str]:
     return problems
 
 
+def check_tls_files(config: Config) -> list[str]:
+    """One line per problem with the TLS files of `config` (missing, unreadable, not PEM, not
+    loadable as CA / certificate and key); empty when TLS is off or the files are fine."""
+    mqtt = config.mqtt
+    if not mqtt.enabled or not mqtt.tls.enabled:
+        return []
+    tls = mqtt.tls
+    return telemetry_tls_problems(tls.ca_file, tls.cert_file, tls.key_file)
+
+
 def tls_file_problems(config: Config) -> list[tuple[str, str]]:
     """(key under mqtt.tls, reason) for each TLS file that is missing, unreadable, not PEM or
     not what it should hold: the MQTT link's own check (telemetry/tls.py), run before it
