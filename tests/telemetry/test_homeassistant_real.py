@@ -2,9 +2,9 @@
 device, its entities with units and classes, states equal to the published ones, availability
 through `stopped` and `offline`, and discovery back after a Home Assistant restart.
 
-Opt-in: installing Home Assistant takes about 570 MB and 2-3 minutes from PyPI (reused from
-~/.cache/edge-agent afterwards), too much for every CI run. EDGE_AGENT_RUN_HOMEASSISTANT=1
-runs it; EDGE_AGENT_HA_VENV names a venv to install into or reuse."""
+Opt-in, because installing Home Assistant takes about 570 MB and 2-3 minutes from PyPI (reused
+from ~/.cache/edge-agent afterwards): EDGE_AGENT_RUN_HOMEASSISTANT=1 runs it (`.ci/run` sets
+it); EDGE_AGENT_HA_VENV names a venv to install into or reuse."""
 
 from __future__ import annotations
 
