@@ -84,7 +84,7 @@ def most_connections(window_s: float) -> int:
 
 
 def test_back_off_grows_through_accepted_connections_and_resets_only_when_stable():
-    from edge_agent.telemetry.client import JITTER, ReconnectBackoff
+    from edge_agent.telemetry.reconnect import JITTER, ReconnectBackoff
 
     backoff = ReconnectBackoff(1.0, 60.0, jitter=lambda: 1.0)
     waits = [backoff.dropped() for _ in range(8)]
@@ -150,7 +150,7 @@ def test_the_acl_warning_names_the_topic_and_repeats_are_summarised(
 
 
 def test_warning_limiter_summarises_repeats():
-    from edge_agent.telemetry.client import WarningLimiter
+    from edge_agent.telemetry.reconnect import WarningLimiter
 
     records: list[str] = []
 
