@@ -18,23 +18,19 @@ goes out again, with the same `id`, after the restart.
 The last will is `offline` (retained). A clean `close()` publishes `stopped` and disconnects,
 which makes the broker drop the will; `offline` therefore always means "died".
 
-Reconnects back off exponentially, with jitter, and the back-off is NOT reset by a connection
-the broker accepts: only by one that stays up for `STABLE_FACTOR` x `reconnect_max_s`. A broker
-that accepts the login and then closes the connection after a publish (what MQTT 3.1.1 lets a
-broker do when its ACL denies a topic) would otherwise be reconnected to every second for ever.
-Such a drop waits longer still (`DROPPED_FIRST_FACTOR`, `DROPPED_MAX_FACTOR`), and its warning
-names the first unacknowledged topic. A PUBACK with a failure reason code (MQTT 5's "Not
-authorized") is reported with its topic too; that message is not acknowledged in the outbox,
-so it stays there, undelivered, and is offered again after the next start. (mosquitto 2.0
-acknowledges a denied MQTT 3.1.1 publish as if it were delivered: no client can tell, which is
+Reconnects back off exponentially, with jitter, and a connection the broker accepts and then
+closes soon (an ACL denial, in MQTT 3.1.1) does not start the back-off again: the policy is
+`reconnect.ReconnectBackoff`, and its warnings go through `reconnect.WarningLimiter`. Such a
+drop's warning names the first unacknowledged topic. A PUBACK with a failure reason code (MQTT
+5's "Not authorized") is reported with its topic too; that message is not acknowledged in the
+outbox, so it stays there, undelivered, and is offered again after the next start. (mosquitto
+2.0 acknowledges a denied MQTT 3.1.1 publish as if it were delivered: no client can tell, which is
 why `edge-agent doctor` checks a publish over MQTT 5.)
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import ssl
 import threading
 import time
 from collections import deque
@@ -42,94 +38,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.telemetry.outbox import Outbox, OutboxMessage
-from edge_agent.telemetry.tls import tls_file_problems
+
+# new_paho_client lives in paho_client.py; imported here for the link, and the commands that
+# build their own connection still import it from this module.
+from edge_agent.telemetry.paho_client import new_paho_client
+from edge_agent.telemetry.reconnect import ReconnectBackoff, WarningLimiter
 from edge_agent.telemetry.topics import topic_name_problem
-from edge_agent.telemetry.values import LinkSettings, TlsSettings
+from edge_agent.telemetry.values import LinkSettings
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # outbox rows read per query while draining
-
-# A connection that stays up this many times reconnect_max_s (60 s by default) was a good
-# one: the back-off starts again at reconnect_min_s.
-STABLE_FACTOR = 1.0
-# A connection the broker accepted and then closed: retrying at once cannot help (the broker
-# is up and will do it again), so the first wait is this many times reconnect_min_s (10 s)
-# and the longest this many times reconnect_max_s (5 minutes).
-DROPPED_FIRST_FACTOR = 10.0
-DROPPED_MAX_FACTOR = 5.0
-# Each wait is lengthened by up to this fraction at random, so that the displays of a store
-# that lost its broker together do not all come back in the same second.
-JITTER = 0.25
-# The same warning at most once per this many seconds; the repeats in between are counted
-# and the count goes out with the next one.
-WARNING_INTERVAL_S = 300.0
-
-
-class ReconnectBackoff:
-    """How long to wait before the next connection attempt.
-
-    `failed()` for an attempt that did not connect, `dropped()` for a connection the broker
-    accepted and closed again before it was stable; both return the wait in seconds. Only
-    `stable()` (the connection stayed up long enough) starts the schedule again."""
-
-    def __init__(
-        self, first_s: float, max_s: float, *, jitter: Callable[[], float] = random.random
-    ) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self.dropped_first_s = first_s * DROPPED_FIRST_FACTOR
-        self.dropped_max_s = max(max_s * DROPPED_MAX_FACTOR, self.dropped_first_s)
-        self.stable_after_s = max_s * STABLE_FACTOR
-        self._jitter = jitter
-        self.attempts = 0  # waits since the last stable connection
-
-    def _wait(self, first_s: float, max_s: float) -> float:
-        base = min(max_s, first_s * 2.0 ** min(self.attempts, 60))
-        self.attempts += 1
-        return base * (1.0 + JITTER * self._jitter())
-
-    def failed(self) -> float:
-        return self._wait(self.first_s, self.max_s)
-
-    def dropped(self) -> float:
-        return self._wait(self.dropped_first_s, self.dropped_max_s)
-
-    def stable(self) -> None:
-        self.attempts = 0
-
-
-class WarningLimiter:
-    """Logs a warning, but the same text at most once per `interval_s`; the repeats in
-    between are counted and reported with the next one, so a fault that repeats all day
-    says so in a few lines instead of thousands."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float = WARNING_INTERVAL_S) -> None:
-        self.logger = logger
-        self.interval_s = interval_s
-        self._lock = threading.Lock()
-        self._last: dict[str, tuple[float, int]] = {}  # text -> (logged at, repeats since)
-
-    def warning(
-        self, text: str, *args: object, level: int = logging.WARNING, exc_info: bool = False
-    ) -> bool:
-        """True if it was logged now."""
-        now = time.monotonic()
-        with self._lock:
-            logged_at, repeats = self._last.get(text, (float("-inf"), 0))
-            if now - logged_at < self.interval_s:
-                self._last[text] = (logged_at, repeats + 1)
-                return False
-            self._last[text] = (now, 0)
-        if repeats:
-            minutes = (now - logged_at) / 60.0
-            text += f" (and {repeats} more times in the last {minutes:.0f} min)"
-        self.logger.log(level, text, *args, exc_info=exc_info)
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,53 +73,6 @@ class LinkStatus:
     acknowledged: int  # outbox messages the broker acknowledged (and that left the outbox)
     refused: int = 0  # publishes the broker answered with a failure reason code (MQTT 5)
     attempts: int = 0  # connection attempts since start (successful or not)
-
-
-def new_paho_client(
-    client_id: str,
-    *,
-    username: str | None = None,
-    password: str | None = None,
-    tls: TlsSettings | None = None,
-    reconnect_min_s: float = 1.0,
-    reconnect_max_s: float = 60.0,
-    reconnect_on_failure: bool = True,
-    protocol: int = mqtt.MQTTv311,
-    tls_prefix: str = "TLS ",
-) -> mqtt.Client:
-    """A paho 2.x MQTT 3.1.1 client (clean session) with credentials, TLS and back-off set:
-    what every connection of ours has in common (the link, the dashboard, the demo's view).
-    `protocol=mqtt.MQTTv5` for a client that must see the broker's reason codes (doctor).
-    A TLS file that is missing or not PEM raises ValueError naming it, after `tls_prefix`
-    (the daemon's "mqtt.tls.": "mqtt.tls.ca_file /etc/...: no such file")."""
-    if tls is not None:
-        problems = tls_file_problems(tls.ca_file, tls.cert_file, tls.key_file, prefix=tls_prefix)
-        if problems:
-            raise ValueError("; ".join(problems))
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        # MQTT 5 has no clean_session; connect(clean_start=...) defaults to a clean start.
-        clean_session=True if protocol != mqtt.MQTTv5 else None,
-        protocol=protocol,
-        reconnect_on_failure=reconnect_on_failure,
-    )
-    client.reconnect_delay_set(  # type: ignore[arg-type]  # paho does float arithmetic
-        min_delay=reconnect_min_s, max_delay=reconnect_max_s
-    )
-    if username is not None:
-        client.username_pw_set(username, password)
-    if tls is not None:
-        client.tls_set(
-            ca_certs=str(tls.ca_file) if tls.ca_file else None,
-            certfile=str(tls.cert_file) if tls.cert_file else None,
-            keyfile=str(tls.key_file) if tls.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-        if not tls.verify_hostname:
-            client.tls_insecure_set(True)
-    return client
 
 
 class MqttLink:

@@ -24,7 +24,7 @@ import pytest
 from edge_agent.cli import main
 from edge_agent.config import ConfigError, load_config
 from edge_agent.telemetry.client import MqttLink
-from edge_agent.telemetry.homeassistant import discovery_topic
+from edge_agent.telemetry.homeassistant import discovery_messages
 from edge_agent.telemetry.outbox import Outbox
 from edge_agent.telemetry.stage import TelemetryStage
 from edge_agent.telemetry.topics import Leaf, Topics
@@ -84,7 +84,7 @@ def most_connections(window_s: float) -> int:
 
 
 def test_back_off_grows_through_accepted_connections_and_resets_only_when_stable():
-    from edge_agent.telemetry.client import JITTER, ReconnectBackoff
+    from edge_agent.telemetry.reconnect import JITTER, ReconnectBackoff
 
     backoff = ReconnectBackoff(1.0, 60.0, jitter=lambda: 1.0)
     waits = [backoff.dropped() for _ in range(8)]
@@ -136,8 +136,13 @@ def test_the_acl_warning_names_the_topic_and_repeats_are_summarised(
     acl = [text for text in warnings if "check its ACL" in text]
     assert acl, warnings
     # The first publish not acknowledged when the broker hung up: one of the retained states
-    # sent after each connect, all of which the ACL denies.
-    states = [discovery_topic(TOPICS)] + [
+    # sent after each connect, all of which the ACL denies: Home Assistant's discovery (one
+    # retained config per sensor, as the stage builds them) and the display's own states.
+    discovery = discovery_messages(
+        TOPICS, segments=stage.segments, prefix=stage.settings.discovery_prefix
+    )
+    assert discovery, "discovery is on by default: its configs are among the states"
+    states = [*discovery] + [
         TOPICS.topic(leaf)
         for leaf in (Leaf.PRIVACY, Leaf.AUDIENCE_TODAY, Leaf.AUDIENCE_CURRENT, Leaf.AVAILABILITY)
     ]
@@ -150,7 +155,7 @@ def test_the_acl_warning_names_the_topic_and_repeats_are_summarised(
 
 
 def test_warning_limiter_summarises_repeats():
-    from edge_agent.telemetry.client import WarningLimiter
+    from edge_agent.telemetry.reconnect import WarningLimiter
 
     records: list[str] = []
 
