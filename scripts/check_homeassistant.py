@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from mqtt_bench_support import HOST, Mosquitto, free_port
+from mqtt_bench_support import HOST, Mosquitto, demo_daemon_environ, free_port
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parents[1]
@@ -474,22 +473,7 @@ def same_state(entity: Entity, shown: str, expected: str | None) -> bool:
 
 class Daemon:
     def __init__(self, broker_port: int, state: Path, window_s: float) -> None:
-        self.environ = {
-            **os.environ,
-            "EDGE_AGENT__SOURCE__SPEC": str(REPO / "samples" / "demo.mp4"),
-            "EDGE_AGENT__SOURCE__LOOP": "true",
-            "EDGE_AGENT__SOURCE__REALTIME": "true",
-            "EDGE_AGENT__ADS__PLAYER": "none",
-            "EDGE_AGENT__ADS__RULES": str(REPO / "ads" / "rules.yaml"),
-            "EDGE_AGENT__AUDIENCE__WINDOW_S": str(window_s),
-            "EDGE_AGENT__AUDIENCE__MIN_SEGMENT_SIZE": "1",
-            "EDGE_AGENT__STATE__DIR": str(state),
-            "EDGE_AGENT__MQTT__HOST": HOST,
-            "EDGE_AGENT__MQTT__PORT": str(broker_port),
-            "EDGE_AGENT__MQTT__SITE": SITE,
-            "EDGE_AGENT__MQTT__DEVICE": DEVICE,
-            "PYTHONPATH": str(REPO),
-        }
+        self.environ = demo_daemon_environ(REPO, broker_port, state, window_s, SITE, DEVICE)
         self.log_path = state.parent / "daemon.log"
         self.process: subprocess.Popen[bytes] | None = None
 

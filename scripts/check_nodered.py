@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from mqtt_bench_support import HOST, Mosquitto, free_port
+from mqtt_bench_support import HOST, Mosquitto, demo_daemon_environ, free_port
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,23 +204,7 @@ class Reports:
 
 def run_daemon(broker_port: int, state: Path, run_s: float, window_s: float) -> int:
     """`edge-agent run` on the looping demo footage for `run_s` seconds; its exit code."""
-    environ = {
-        **os.environ,
-        "EDGE_AGENT__SOURCE__SPEC": str(REPO / "samples" / "demo.mp4"),
-        "EDGE_AGENT__SOURCE__LOOP": "true",
-        "EDGE_AGENT__SOURCE__REALTIME": "true",
-        "EDGE_AGENT__ADS__PLAYER": "none",
-        "EDGE_AGENT__ADS__RULES": str(REPO / "ads" / "rules.yaml"),
-        "EDGE_AGENT__AUDIENCE__WINDOW_S": str(window_s),
-        # Segments of one person are published, so the flow's segment sums are exercised.
-        "EDGE_AGENT__AUDIENCE__MIN_SEGMENT_SIZE": "1",
-        "EDGE_AGENT__STATE__DIR": str(state),
-        "EDGE_AGENT__MQTT__HOST": HOST,
-        "EDGE_AGENT__MQTT__PORT": str(broker_port),
-        "EDGE_AGENT__MQTT__SITE": SITE,
-        "EDGE_AGENT__MQTT__DEVICE": DEVICE,
-        "PYTHONPATH": str(REPO),
-    }
+    environ = demo_daemon_environ(REPO, broker_port, state, window_s, SITE, DEVICE)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "edge_agent.cli", "run"],
         env=environ,

@@ -10,6 +10,7 @@ sys.path).
   machine kept busy over a span.
 - `percentile` / `summary`: ONE percentile definition for every script (nearest rank).
 - `make_report`: a plausible AudienceReport to publish.
+- `demo_daemon_environ`: the environment that runs the real daemon on the demo footage.
 """
 
 from __future__ import annotations
@@ -162,6 +163,34 @@ class Mosquitto:
         """The end of its log (errors and warnings)."""
         path = self.log_path
         return path.read_text(errors="replace")[-limit:] if path.exists() else ""
+
+
+# --------------------------------------------------------------------------------------------
+# The real daemon on the demo footage
+
+
+def demo_daemon_environ(
+    repo: Path, broker_port: int, state: Path, window_s: float, site: str, device: str
+) -> dict[str, str]:
+    """The environment for `python -m edge_agent.cli run` on the looping demo footage in real
+    time, no player, publishing to 127.0.0.1:`broker_port` as `site`/`device`. Segments of one
+    person are published, so that consumers' segment handling is exercised."""
+    return {
+        **os.environ,
+        "EDGE_AGENT__SOURCE__SPEC": str(repo / "samples" / "demo.mp4"),
+        "EDGE_AGENT__SOURCE__LOOP": "true",
+        "EDGE_AGENT__SOURCE__REALTIME": "true",
+        "EDGE_AGENT__ADS__PLAYER": "none",
+        "EDGE_AGENT__ADS__RULES": str(repo / "ads" / "rules.yaml"),
+        "EDGE_AGENT__AUDIENCE__WINDOW_S": str(window_s),
+        "EDGE_AGENT__AUDIENCE__MIN_SEGMENT_SIZE": "1",
+        "EDGE_AGENT__STATE__DIR": str(state),
+        "EDGE_AGENT__MQTT__HOST": HOST,
+        "EDGE_AGENT__MQTT__PORT": str(broker_port),
+        "EDGE_AGENT__MQTT__SITE": site,
+        "EDGE_AGENT__MQTT__DEVICE": device,
+        "PYTHONPATH": str(repo),
+    }
 
 
 # --------------------------------------------------------------------------------------------
