@@ -72,9 +72,7 @@ class FileBound:
         except OSError:
             return self.max_file_bytes
         own = self.file_bytes()
-        total = disk.f_blocks * disk.f_frsize
-        reserve = min(total // 16, MAX_RESERVE_BYTES)
-        room = own + disk.f_bavail * disk.f_frsize - reserve
+        room = own + disk.f_bavail * disk.f_frsize - _reserve(disk)
         return room if self.max_file_bytes is None else min(self.max_file_bytes, room)
 
     def _disk_has_room(self) -> bool:
@@ -84,8 +82,7 @@ class FileBound:
             disk = os.statvfs(self.path.parent)
         except OSError:
             return True
-        total = disk.f_blocks * disk.f_frsize
-        return disk.f_bavail * disk.f_frsize > min(total // 16, MAX_RESERVE_BYTES)
+        return disk.f_bavail * disk.f_frsize > _reserve(disk)
 
     def _set_wal_budget(self, db: sqlite3.Connection, room: int | None) -> int:
         """Checkpoint (and truncate) the WAL at an eighth of the room, at most SQLite's default
@@ -190,3 +187,9 @@ class FileBound:
             return
         with suppress(sqlite3.Error):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def _reserve(disk: os.statvfs_result) -> int:
+    """Free space left to the other state files: a sixteenth of the disk, at most
+    MAX_RESERVE_BYTES."""
+    return min(disk.f_blocks * disk.f_frsize // 16, MAX_RESERVE_BYTES)
