@@ -17,8 +17,9 @@ is a new track and is counted again. Nothing that could recognise a person is ev
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +40,10 @@ _MAX_PREDICTION_S = 0.6
 # A weak detection continues a track only if it overlaps the prediction this much
 # (ByteTrack's second stage uses 0.5).
 _WEAK_MIN_IOU = 0.5
+# A turning head's box jumps for a few frames (a real clip: 70 px frontal, 84-95 px turned,
+# 70 px again a frame later), and the filter follows the jump as growth. A size is plausible
+# if it matches the prediction or any of this many latest sightings.
+_SIZE_HISTORY = 5
 
 # State: centre x, centre y, width, and their rates (px, px/s).
 _MEASURE = np.hstack([np.eye(3), np.zeros((3, 3))])
@@ -112,6 +117,7 @@ class _Track:
     last_seen: float
     hits: int = 1
     state: TrackState = TrackState.TENTATIVE
+    widths: deque[float] = field(default_factory=lambda: deque(maxlen=_SIZE_HISTORY))
 
     def snapshot(self, matched_now: bool, timestamp: float) -> TrackedFace:
         return TrackedFace(
@@ -128,7 +134,11 @@ class _Track:
 
 def _size_ratio(a: Box, b: Box) -> float:
     """How many times wider the wider of two boxes is."""
-    ratio = max(a.width, 1.0) / max(b.width, 1.0)
+    return _width_ratio(a.width, b.width)
+
+
+def _width_ratio(a: float, b: float) -> float:
+    ratio = max(a, 1.0) / max(b, 1.0)
     return max(ratio, 1.0 / ratio)
 
 
@@ -149,6 +159,11 @@ class Tracker:
     def weakest_score(self) -> float:
         """The weakest detection score the tracker has a use for."""
         return min(self.settings.low_score, self.settings.confirm_min_score)
+
+    def predicted(self, timestamp: float) -> list[tuple[int, Box]]:
+        """(track id, where its face is expected at `timestamp`) for every live track; the
+        filters do not move (the pipeline searches there before the frame's update)."""
+        return [(track.track_id, track.motion.box(timestamp)) for track in self._tracks]
 
     def update(self, detections: Sequence[Detection], timestamp: float) -> TrackerUpdate:
         settings = self.settings
@@ -172,6 +187,7 @@ class Tracker:
             track = self._tracks[track_index]
             detection = detections[detection_index]
             track.motion.correct(detection.box, timestamp)
+            track.widths.append(detection.box.width)
             track.detection = detection
             track.last_seen = timestamp
             track.hits += 1
@@ -190,6 +206,7 @@ class Tracker:
                 timestamp,
                 timestamp,
             )
+            track.widths.append(detection.box.width)
             if settings.confirm_hits <= 1:
                 track.state = TrackState.CONFIRMED
                 confirmed_now.append(track.track_id)
@@ -246,7 +263,9 @@ class Tracker:
                 # Where the track was heading, or where it was last seen: a person who stood
                 # still while looking away has a prediction that has drifted with the jitter.
                 size_ratio = min(
-                    _size_ratio(detection.box, predicted), _size_ratio(detection.box, last)
+                    _size_ratio(detection.box, predicted),
+                    _size_ratio(detection.box, last),
+                    *(_width_ratio(detection.box.width, seen) for seen in track.widths),
                 )
                 overlap = max(
                     predicted.iou(detection.box), last.iou(detection.box) if after_gap else 0.0

@@ -177,6 +177,20 @@ def test_the_prediction_follows_the_growth_through_missed_frames():
     assert predicted.iou(truth.box) > last.box.iou(truth.box)
 
 
+def test_a_head_turning_away_and_back_keeps_one_id():
+    # From a real clip (head-pose-face-detection-female-and-male.gif at 12.5 frames/s): a
+    # frontal face 70 px wide; turned, its box jumps to 81-95 px and up-left for four frames;
+    # frontal again, 70 px. The filter took the jump for growth: the return must still match.
+    tracker = Tracker()
+    fps = 12.5
+    frames = [_detection(300, 76, 70)] * 10
+    frames += [_detection(300 - w / 2 + 25, 70 - w / 8, w, 0.7) for w in (81, 93, 84, 95)]
+    frames += [_detection(301, 76, 70)] * 6
+    updates = [tracker.update([d], i / fps) for i, d in enumerate(frames)]
+    assert {t.track_id for u in updates for t in u.tracks} == {1}
+    assert all(u.tracks[0].matched_now for u in updates)
+
+
 def test_weak_detections_keep_a_track_but_never_start_one():
     settings = TrackerSettings(confirm_hits=3, confirm_min_score=0.6, low_score=0.3)
     tracker = Tracker(settings)
