@@ -6,6 +6,7 @@ No threads, no I/O: the daemon feeds frames in and publishes what comes out, tes
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -18,18 +19,19 @@ from edge_agent.audience.values import (
     AudienceReport,
     AudienceSnapshot,
     PersonEstimate,
-    TrackedFace,
     TrackerUpdate,
 )
 from edge_agent.sources.values import Frame
 from edge_agent.vision.analyzer import VisionPipeline
 from edge_agent.vision.detectors.base import RegionDetector
-from edge_agent.vision.detectors.regions import regions_around
+from edge_agent.vision.detectors.regions import Region, merged, regions_around
+from edge_agent.vision.motion import MotionGate
 from edge_agent.vision.values import Box, Detection
 
-# A face's region between full scans: its box grown by this share of its size on each side.
-# At 30 frames/s a person walking across at 1.5 m/s moves about a face width per 3 frames.
-REGION_MARGIN = 1.0
+# A face's region between full scans: the box the tracker predicts for the frame, grown by
+# this share of its size on each side, for the error of that prediction (a shopper who stops
+# or turns; frames the reader skipped).
+REGION_MARGIN = 0.75
 # A box within this share of its width of the frame's edge (or past it) is a face the frame
 # may cut off: its chip would be part padding, and an estimate from it a guess.
 EDGE_MARGIN = 0.02
@@ -78,8 +80,9 @@ class FramePipeline:
         self.fusion = fusion
         self.audience = audience
         self._estimates: dict[int, PersonEstimate] = {}
-        self._tracks: tuple[TrackedFace, ...] = ()
         self._frames_to_full_scan = 0
+        self._whole_frame_at = -math.inf
+        self._motion = MotionGate() if vision.settings.motion_scan else None
         detector = vision.detector
         # An Edge TPU model is compiled for one input size; regions come in many.
         self._regional: RegionDetector | None = (
@@ -88,29 +91,50 @@ class FramePipeline:
             else None
         )
 
-    def _detect(self, image: np.ndarray) -> list[Detection]:
-        """The whole frame every `full_scan_every` frames; in between, where the tracks are,
-        and the whole frame coarsely."""
+    def _detect(self, image: np.ndarray, timestamp: float) -> list[Detection]:
+        """A full scan every `full_scan_every` frames: the whole frame or, with `motion_scan`,
+        where the picture changed since the previous full scan and around the tracks. In
+        between, only around the tracks, and every other frame the whole frame coarsely."""
         # Weak detections too: they keep tracks alive, and only the tracker uses them.
         min_score = self.tracker.weakest_score
-        if self._regional is None or self._frames_to_full_scan <= 0:
-            self._frames_to_full_scan = self.vision.settings.full_scan_every - 1
+        settings = self.vision.settings
+        if self._regional is None:
             return self.vision.detector.detect(image, min_score)
-        self._frames_to_full_scan -= 1
+        full_scan = self._frames_to_full_scan <= 0
+        changed: list[Region] = []
+        if full_scan:
+            self._frames_to_full_scan = settings.full_scan_every - 1
+            moved = self._motion.changed_regions(image) if self._motion is not None else None
+            # Also when the clock went back (a file played again from its start).
+            due = not 0 <= timestamp - self._whole_frame_at < settings.whole_frame_every_s
+            if moved is None or due:
+                self._whole_frame_at = timestamp
+                return self.vision.detector.detect(image, min_score)
+            changed = moved
+        else:
+            self._frames_to_full_scan -= 1
+        regions = merged([*self._track_regions(image, timestamp), *changed])
+        # The coarse scan finds someone stepping up close within a frame, not at the next full
+        # scan; every other frame is enough for that, at half the cost.
+        coarse = not full_scan and self._frames_to_full_scan % 2 == 1
+        return self._regional.detect_regions(image, regions, min_score, coarse=coarse)
+
+    def _track_regions(self, image: np.ndarray, timestamp: float) -> list[Region]:
         height, width = image.shape[:2]
-        boxes = (track.box for track in self._tracks)
-        # The coarse scan finds someone stepping up close at once, not at the next full scan.
-        return self._regional.detect_regions(
-            image, regions_around(boxes, width, height, REGION_MARGIN), min_score, coarse=True
-        )
+        followed: list[Box] = []
+        classifying: list[Box] = []
+        for track_id, box in self.tracker.predicted(timestamp):
+            # A face still being classified needs exact landmarks; the others only to be found.
+            needs_detail = self.fusion.needs_sample(track_id)
+            (classifying if needs_detail else followed).append(box)
+        return regions_around(followed, width, height, REGION_MARGIN, full_detail=classifying)
 
     def process(self, frame: Frame) -> FrameResult:
         clock = time.perf_counter
         started = clock()
-        detections = self._detect(frame.image)
+        detections = self._detect(frame.image, frame.monotonic)
         detected = clock()
         update = self.tracker.update(detections, frame.monotonic)
-        self._tracks = update.tracks
         tracked = clock()
         classified = 0
         sample_min_score = self.tracker.settings.confirm_min_score
@@ -148,7 +172,6 @@ class FramePipeline:
         """Time passes without a frame (the camera is down): people unseen for the tracker's
         `lost_after_s` leave, and a window that is due closes on time with what it has."""
         update = self.tracker.update((), monotonic)
-        self._tracks = update.tracks
         snapshot, report = self.audience.update(update, self._estimates, wall_time)
         self._forget_gone(update)
         return snapshot, report

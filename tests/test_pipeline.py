@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -51,11 +52,15 @@ def faces_found_per_frame(pipeline, timeline) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("full_scan_every", [1, 5])
+@pytest.mark.parametrize(("full_scan_every", "motion_scan"), [(1, True), (5, True), (5, False)])
 def test_between_full_scans_only_the_followed_faces_are_searched(
-    models_dir, astronaut, full_scan_every
+    models_dir, astronaut, full_scan_every, motion_scan
 ):
-    vision = VisionPipeline(VisionSettings(models_dir=models_dir, full_scan_every=full_scan_every))
+    vision = VisionPipeline(
+        VisionSettings(
+            models_dir=models_dir, full_scan_every=full_scan_every, motion_scan=motion_scan
+        )
+    )
     one = place(astronaut, (1280, 720), (100, 100), 0.5)
     two = one.copy()
     two[100:356, 800:1056] = one[100:356, 100:356]  # a second face appears on the right
@@ -66,6 +71,29 @@ def test_between_full_scans_only_the_followed_faces_are_searched(
         # The first face is found on every frame by searching around it; the second only at the
         # next full scan (frame 5), and from then on around it too.
         assert found == [1, 1, 1, 1, 1, 2, 2, 2]
+
+
+def test_on_a_still_picture_the_whole_frame_is_scanned_only_every_few_seconds(
+    models_dir, astronaut, non_faces
+):
+    vision = VisionPipeline(
+        VisionSettings(models_dir=models_dir, full_scan_every=5, whole_frame_every_s=3.0)
+    )
+    whole_frame_scans: list[int] = []
+    scan_whole_frame = vision.detector.detect
+
+    def counted(image: np.ndarray, min_score: float | None = None):
+        whole_frame_scans.append(1)
+        return scan_whole_frame(image, min_score)
+
+    vision.detector.detect = counted  # type: ignore[method-assign]
+    shop = cv2.resize(non_faces["rocket"], (1280, 720), interpolation=cv2.INTER_AREA)
+    shop[100:612, 700:1212] = place(astronaut, (512, 512), (0, 0), 1.0)
+    found = faces_found_per_frame(vision, [shop] * 31)  # 3 s at 10 frames/s
+    assert found == [1] * 31
+    # Full scans at frames 0, 5, ..., 30; nothing changed, so only frames 0 and 30 (3 s later)
+    # scanned the whole frame.
+    assert len(whole_frame_scans) == 2
 
 
 def test_blazeface_scans_the_whole_frame_every_time(models_dir, astronaut):

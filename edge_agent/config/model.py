@@ -72,6 +72,8 @@ class Config(ConfigModel):
             models_dir=vision.models_dir or default_models_dir(),
             detector=vision.detector_settings(),
             full_scan_every=vision.full_scan_every,
+            motion_scan=vision.motion_scan,
+            whole_frame_every_s=vision.whole_frame_every_s,
             precision=vision.precision,
             num_threads=vision.threads,
             delegate=vision.delegate,

@@ -16,7 +16,13 @@ from edge_agent.config.detector import (
     expand_detector_name,
 )
 from edge_agent.segments import DEFAULT_BRACKETS, DEFAULT_EDGES, Brackets
-from edge_agent.vision.values import FULL_SCAN_EVERY, Delegate, DetectorSettings, Precision
+from edge_agent.vision.values import (
+    FULL_SCAN_EVERY,
+    WHOLE_FRAME_EVERY_S,
+    Delegate,
+    DetectorSettings,
+    Precision,
+)
 
 
 class QualityConfig(ConfigModel):
@@ -99,6 +105,21 @@ class VisionConfig(ConfigModel):
         " only: BlazeFace and the Edge TPU always scan the whole frame.",
         ge=1,
         le=100,
+    )
+    motion_scan: bool = setting(
+        True,
+        "Full scans where the picture changed",
+        "A full scan searches only the parts of the frame that changed since the previous one"
+        " (and around the faces followed): a new face arrives by moving. Most of the picture"
+        " changed (a crowd, the lights): the whole frame. Off: every full scan covers the whole"
+        " frame (for a camera that moves).",
+    )
+    whole_frame_every_s: float = setting(
+        WHOLE_FRAME_EVERY_S,
+        "Whole frame at least every",
+        "With motion_scan, the full scan still covers the whole frame at least this often, in"
+        " seconds of video.",
+        gt=0,
     )
     precision: Precision = setting(
         "int8",

@@ -253,6 +253,10 @@ def detector_settings(
 
 # Between full scans the daemon searches only around its tracks (pipeline.py).
 FULL_SCAN_EVERY = 5
+# A full scan searches only where the picture changed (vision/motion.py), and the whole frame
+# at least this often (seconds): the safety net for a face that appeared without a change the
+# coarse comparison sees.
+WHOLE_FRAME_EVERY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,8 @@ class VisionSettings:
     models_dir: Path
     detector: DetectorSettings = YuNetSettings()
     full_scan_every: int = FULL_SCAN_EVERY
+    motion_scan: bool = True
+    whole_frame_every_s: float = WHOLE_FRAME_EVERY_S
     precision: Precision = "int8"
     num_threads: int = 1
     delegate: Delegate = "cpu"

@@ -319,6 +319,7 @@ def bench_footage(samples: Path, settings: VisionSettings, peer) -> dict[str, ob
         "frames": len(ours_ms),
         "boxed_faces": faces,
         "full_scan_every": settings.full_scan_every,
+        "motion_scan": settings.motion_scan,
         "ours_frames_per_s": round(ours_fps, 1),
         "peer_frames_per_s": round(peer_fps[0], 1),
         "ratio_vs_peer": round(ours_fps / peer_fps[0], 2),

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from edge_agent.vision.detectors.regions import Region
 from edge_agent.vision.values import Detection
 
 
@@ -32,13 +33,13 @@ class RegionDetector(Protocol):
     def detect_regions(
         self,
         image: np.ndarray,
-        regions: list[tuple[int, int, int, int]],
+        regions: list[Region],
         min_score: float | None = None,
         *,
         coarse: bool = False,
     ) -> list[Detection]:
-        """Faces inside these (x0, y0, x1, y1) parts of the image, in the image's pixels;
-        with `coarse`, also the larger faces anywhere, from a cheap low-resolution scan."""
+        """Faces inside these parts of the image, in the image's pixels; with `coarse`, also
+        the larger faces anywhere, from a cheap low-resolution scan."""
         ...
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge_agent.vision import align
 from edge_agent.vision.detectors.base import iou_one_to_many
+from edge_agent.vision.detectors.regions import Region
 from edge_agent.vision.models import detector_model, model_path
 from edge_agent.vision.runtime import TfliteModel
 from edge_agent.vision.values import Box, Delegate, Detection, Landmarks, Point, YuNetSettings
@@ -91,9 +92,9 @@ def scale_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class YuNetDetector:
     """Finds faces in RGB frames of any size; boxes and keypoints come back in frame pixels.
 
-    `detect_regions` searches only parts of a frame, at the scale a whole-frame scan would
-    use, so that a face looks the same to the model either way: the daemon's tracker uses it
-    between full scans (pipeline.py).
+    `detect_regions` searches only parts of a frame, at most at the scale a whole-frame scan
+    would use, so that a face looks no larger to the model either way: the daemon's tracker
+    uses it between full scans (pipeline.py).
     """
 
     def __init__(
@@ -132,17 +133,22 @@ class YuNetDetector:
     def detect_regions(
         self,
         image: np.ndarray,
-        regions: list[tuple[int, int, int, int]],
+        regions: list[Region],
         min_score: float | None = None,
         *,
         coarse: bool = False,
     ) -> list[Detection]:
-        """Faces in these (x0, y0, x1, y1) parts of the frame only, in frame pixels; with
-        `coarse`, also in the whole frame seen at a ninth of the pixels (`COARSE_SHARE`)."""
+        """Faces in these parts of the frame only, in frame pixels; with `coarse`, also in the
+        whole frame seen at a ninth of the pixels (`COARSE_SHARE`).
+
+        A region is seen at the whole-frame scan's scale, or smaller where its narrowest face
+        would still be `REGION_FACE_PX` wide (`Region.face_width`)."""
         threshold = self.settings.min_score if min_score is None else min_score
         height, width = image.shape[:2]
         scale = input_size(width, height, self.settings.input_pixels)[0]
-        scans = [(region, scale, 0.0) for region in regions]
+        scans = [
+            ((r.x0, r.y0, r.x1, r.y1), _region_scale(scale, r.face_width), 0.0) for r in regions
+        ]
         if coarse:
             whole = (0, 0, width, height)
             scans.append((whole, scale * math.sqrt(COARSE_SHARE), COARSE_MIN_FACE_PX))
@@ -150,7 +156,7 @@ class YuNetDetector:
         for (x0, y0, x1, y1), region_scale, min_width in scans:
             scaled_w = max(1, round((x1 - x0) * region_scale))
             scaled_h = max(1, round((y1 - y0) * region_scale))
-            # Whole steps of 64 keep the number of input shapes, hence interpreters, small.
+            # Whole steps keep the number of input shapes, hence interpreters, small.
             input_w = max(_REGION_STEP, math.ceil(scaled_w / _REGION_STEP) * _REGION_STEP)
             input_h = max(_REGION_STEP, math.ceil(scaled_h / _REGION_STEP) * _REGION_STEP)
             canvas = np.zeros((input_h, input_w, 3), dtype=np.uint8)
@@ -196,8 +202,24 @@ class YuNetDetector:
 
 # Per stride: the output positions of its two scores, its box and its keypoints.
 _Layout = tuple[tuple[int, int, int, int], ...]
-_REGION_STEP = 64
+_REGION_STEP = 32
 _REGION_MODELS = 8
+# A face already followed is found again when the model sees it this wide about as surely as
+# when it sees it larger (YuNet finds 86 % of real faces of 20-40 px and 94 % from 40 px,
+# MODELS.md, and the tracker bridges a missed frame): a region of larger faces is seen
+# smaller, and its cost falls with the square of the scale. 38 px with the pipeline's region
+# margin of 0.75 makes a lone face's region 95 px, one 96x96 input (0.4 ms here; 48 px makes
+# it 128x128, 0.8 ms). Counts, tracks and viewers on the real and generated clips were the
+# same at 38, 48 and 56 px (MODELS.md).
+REGION_FACE_PX = 38.0
+
+
+def _region_scale(full_scan_scale: float, face_width: float) -> float:
+    if face_width <= 0:
+        return full_scan_scale
+    return min(full_scan_scale, REGION_FACE_PX / face_width)
+
+
 # The coarse scan between full scans sees a ninth of the full scan's pixels (a third of its
 # width): it costs about a sixth of a full scan and finds the faces of anyone close enough to
 # be three times the smallest face the full scan finds, so a passer-by near the screen is
