@@ -94,7 +94,7 @@ class FramePipeline:
     def _detect(self, image: np.ndarray, timestamp: float) -> list[Detection]:
         """A full scan every `full_scan_every` frames: the whole frame or, with `motion_scan`,
         where the picture changed since the previous full scan and around the tracks. In
-        between, only around the tracks, and every other frame the whole frame coarsely."""
+        between, only around the tracks, and halfway the whole frame coarsely."""
         # Weak detections too: they keep tracks alive, and only the tracker uses them.
         min_score = self.tracker.weakest_score
         settings = self.vision.settings
@@ -114,9 +114,9 @@ class FramePipeline:
         else:
             self._frames_to_full_scan -= 1
         regions = merged([*self._track_regions(image, timestamp), *changed])
-        # The coarse scan finds someone stepping up close within a frame, not at the next full
-        # scan; every other frame is enough for that, at half the cost.
-        coarse = not full_scan and self._frames_to_full_scan % 2 == 1
+        # Halfway between full scans, a coarse scan of the whole frame finds someone stepping
+        # up close within a few frames, not at the next full scan.
+        coarse = not full_scan and self._frames_to_full_scan == (settings.full_scan_every - 1) // 2
         return self._regional.detect_regions(image, regions, min_score, coarse=coarse)
 
     def _track_regions(self, image: np.ndarray, timestamp: float) -> list[Region]:

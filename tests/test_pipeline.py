@@ -135,7 +135,8 @@ def test_someone_stepping_up_close_is_found_before_the_next_full_scan(models_dir
     empty = np.full((480, 640, 3), 114, dtype=np.uint8)
     near = place(astronaut, (640, 480), (120, 0), 0.9)  # a face about 90 px wide
     far = place(astronaut, (640, 480), (120, 100), 0.25)  # about 25 px
-    # Frame 0 is a full scan; the faces arrive at frame 1, between full scans.
-    assert faces_found_per_frame(vision, [empty, near, near]) == [0, 1, 1]
+    # Frame 0 is a full scan; the face arrives at frame 1, between full scans, and the coarse
+    # scan halfway to the next full scan (frame 2) finds it.
+    assert faces_found_per_frame(vision, [empty, near, near, near]) == [0, 0, 1, 1]
     # A small face waits for the next full scan (frame 5): the coarse scan leaves it alone.
     assert faces_found_per_frame(vision, [empty] + [far] * 6) == [0, 0, 0, 0, 0, 1, 1]

@@ -137,12 +137,17 @@ class TfliteModel:
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         """Invoke on one input; outputs come back as float32 in the model's output order."""
+        return tuple(
+            dequantize(values, spec)
+            for values, spec in zip(self.run_raw(batch), self.outputs, strict=True)
+        )
+
+    def run_raw(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Invoke on one input; outputs as the model stores them (see `outputs` for their
+        quantization): for a caller that needs only a few of their values in float."""
         self._interpreter.set_tensor(self._input_index, self._to_input(batch))
         self._interpreter.invoke()
-        return tuple(
-            _dequantize(self._interpreter.get_tensor(index), spec)
-            for index, spec in zip(self._output_indices, self.outputs, strict=True)
-        )
+        return tuple(self._interpreter.get_tensor(index) for index in self._output_indices)
 
     def output_by_last_dim(self, size: int) -> int:
         """Position of the output whose last dimension is `size` (names differ between builds)."""
@@ -186,7 +191,8 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
-def _dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """An output tensor's values (or some of them) as float32."""
     if not spec.quantized:
         return values.astype(np.float32, copy=True)
     return (values.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)

@@ -25,7 +25,7 @@ from edge_agent.vision import align
 from edge_agent.vision.detectors.base import iou_one_to_many
 from edge_agent.vision.detectors.regions import Region
 from edge_agent.vision.models import detector_model, model_path
-from edge_agent.vision.runtime import TfliteModel
+from edge_agent.vision.runtime import TensorSpec, TfliteModel, dequantize
 from edge_agent.vision.values import Box, Delegate, Detection, Landmarks, Point, YuNetSettings
 
 STRIDES = (8, 16, 32)
@@ -126,8 +126,8 @@ class YuNetDetector:
         canvas = np.zeros((input_h, input_w, 3), dtype=np.uint8)
         canvas[:scaled_h, :scaled_w] = scale_image(image, scaled_w, scaled_h)
         self._prepare(input_h, input_w)
-        outputs = self.model.run(canvas[np.newaxis])
-        boxes, keypoints, scores = _decode(outputs, self._layout, threshold)
+        outputs = self.model.run_raw(canvas[np.newaxis])
+        boxes, keypoints, scores = _decode(outputs, self.model.outputs, self._layout, threshold)
         return _detections(boxes / scale, keypoints / scale, scores)
 
     def detect_regions(
@@ -156,13 +156,12 @@ class YuNetDetector:
         for (x0, y0, x1, y1), region_scale, min_width in scans:
             scaled_w = max(1, round((x1 - x0) * region_scale))
             scaled_h = max(1, round((y1 - y0) * region_scale))
-            # Whole steps keep the number of input shapes, hence interpreters, small.
-            input_w = max(_REGION_STEP, math.ceil(scaled_w / _REGION_STEP) * _REGION_STEP)
-            input_h = max(_REGION_STEP, math.ceil(scaled_h / _REGION_STEP) * _REGION_STEP)
+            input_w, input_h = _region_side(scaled_w), _region_side(scaled_h)
             canvas = np.zeros((input_h, input_w, 3), dtype=np.uint8)
             canvas[:scaled_h, :scaled_w] = scale_image(image[y0:y1, x0:x1], scaled_w, scaled_h)
             model, layout = self._region_model(input_h, input_w)
-            boxes, points, scores = _decode(model.run(canvas[np.newaxis]), layout, threshold)
+            outputs = model.run_raw(canvas[np.newaxis])
+            boxes, points, scores = _decode(outputs, model.outputs, layout, threshold)
             if min_width:
                 large = boxes[:, 2] - boxes[:, 0] >= min_width
                 boxes, points, scores = boxes[large], points[large], scores[large]
@@ -203,7 +202,8 @@ class YuNetDetector:
 # Per stride: the output positions of its two scores, its box and its keypoints.
 _Layout = tuple[tuple[int, int, int, int], ...]
 _REGION_STEP = 32
-_REGION_MODELS = 8
+_FINE_STEPS_UP_TO = 192
+_REGION_MODELS = 16
 # A face already followed is found again when the model sees it this wide about as surely as
 # when it sees it larger (YuNet finds 86 % of real faces of 20-40 px and 94 % from 40 px,
 # MODELS.md, and the tracker bridges a missed frame): a region of larger faces is seen
@@ -214,6 +214,14 @@ _REGION_MODELS = 8
 REGION_FACE_PX = 38.0
 
 
+def _region_side(scaled: int) -> int:
+    """A region's input side: whole steps keep the number of input shapes, hence of
+    interpreters, small (a new one costs 3-4 ms); coarser steps for the larger regions,
+    where the padding costs least in proportion."""
+    step = _REGION_STEP if scaled <= _FINE_STEPS_UP_TO else 2 * _REGION_STEP
+    return max(_REGION_STEP, math.ceil(scaled / step) * step)
+
+
 def _region_scale(full_scan_scale: float, face_width: float) -> float:
     if face_width <= 0:
         return full_scan_scale
@@ -221,9 +229,9 @@ def _region_scale(full_scan_scale: float, face_width: float) -> float:
 
 
 # The coarse scan between full scans sees a ninth of the full scan's pixels (a third of its
-# width): it costs about a sixth of a full scan and finds the faces of anyone close enough to
-# be three times the smallest face the full scan finds, so a passer-by near the screen is
-# followed from the frame they appear in, not from the next full scan.
+# width): it costs about a seventh of a full scan and finds the faces of anyone close enough
+# to be three times the smallest face the full scan finds, so a passer-by near the screen is
+# followed within a few frames, not from the next full scan.
 COARSE_SHARE = 1 / 9
 # ... and keeps only the faces it sees large: smaller ones are the full scan's (at this size a
 # low-resolution scan of a shop finds shelves and posters as readily as faces, measured on
@@ -264,22 +272,31 @@ def _detections(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) ->
 
 
 def _decode(
-    outputs: tuple[np.ndarray, ...], layout: _Layout, min_score: float
+    outputs: tuple[np.ndarray, ...],
+    specs: tuple[TensorSpec, ...],
+    layout: _Layout,
+    min_score: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes, keypoints and scores of the cells scoring at least `min_score`, in input pixels."""
+    """Boxes, keypoints and scores of the cells scoring at least `min_score`, in input pixels,
+    from the model's raw outputs: only the score maps are turned to float whole, the boxes
+    and keypoints only where a face is."""
     all_boxes, all_points, all_scores = [], [], []
     threshold = min_score**2
+
+    def score(index: int) -> np.ndarray:
+        return np.clip(dequantize(outputs[index][0, ..., 0], specs[index]), 0, 1)
+
     for stride, (cls, obj, box, points) in zip(STRIDES, layout, strict=True):
-        product = np.clip(outputs[cls][0, ..., 0], 0, 1) * np.clip(outputs[obj][0, ..., 0], 0, 1)
+        product = score(cls) * score(obj)
         rows, cols = np.nonzero(product >= threshold)
         if rows.size == 0:
             continue
         cells = np.stack([cols, rows], axis=1).astype(np.float32)
-        raw = outputs[box][0, rows, cols]
+        raw = dequantize(outputs[box][0, rows, cols], specs[box])
         centres = (cells + raw[:, :2]) * stride
         sizes = np.exp(raw[:, 2:4]) * stride
         all_boxes.append(np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1))
-        marks = outputs[points][0, rows, cols].reshape(-1, 5, 2)
+        marks = dequantize(outputs[points][0, rows, cols], specs[points]).reshape(-1, 5, 2)
         all_points.append((marks + cells[:, None, :]) * stride)
         all_scores.append(np.sqrt(product[rows, cols]))
     if not all_scores:
