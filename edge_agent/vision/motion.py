@@ -37,7 +37,8 @@ MAX_CHANGED_SHARE = 0.5
 
 
 class MotionGate:
-    """Compares each frame it is shown with the one shown before it."""
+    """Compares each frame it is shown with the one shown before it. The one it keeps is the
+    80-cell grey thumbnail, in memory only: a face is a cell or two in it."""
 
     def __init__(self) -> None:
         self._reference: np.ndarray | None = None
