@@ -102,6 +102,10 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self.stop_event = threading.Event()
         self._last_debug_save = float("-inf")
+        # The frames' clock less this machine's (monotonic, wall), as of the latest frame: 0
+        # for a camera; a file read faster than real time runs on its own clock (VideoClock),
+        # ahead of this one, and the audience's windows must close on that clock.
+        self._frame_clock_offset = (0.0, 0.0)
         self._debug_save_failed = False
         if config.debug.save_annotated_frames_dir is not None:
             log.warning(
@@ -213,7 +217,7 @@ class Daemon:
                     if now - last_frame_at > _AUDIENCE_STALE_S:
                         # The camera is gone: its audience has left, and the clock, not the
                         # next frame, closes the windows (with nobody in them).
-                        snapshot, report = self.pipeline.idle(time.monotonic(), time.time())
+                        snapshot, report = self.pipeline.idle(*self._frame_clock())
                         people = ()
                         self._publish_current(snapshot.present, snapshot.viewers_now)
                         if report is not None:
@@ -224,6 +228,10 @@ class Daemon:
                 if not receiving:
                     self.notifier.status(f"processing frames from {self.config.source.spec}")
                     receiving = True
+                self._frame_clock_offset = (
+                    frame.monotonic - time.monotonic(),
+                    frame.wall_time - time.time(),
+                )
                 result = self.pipeline.process(frame)
                 people, last_frame_at = result.snapshot.people, time.monotonic()
                 self._tick_ads(people)
@@ -241,13 +249,18 @@ class Daemon:
         finally:
             self.notifier.stopping()
             self.reader.stop(timeout=1.0)
-            self._report(self.pipeline.flush(time.monotonic(), time.time()))
+            self._report(self.pipeline.flush(*self._frame_clock()))
             if self.ads is not None:
                 self.ads.stop(time.monotonic(), time.time())
             if self.telemetry is not None:
                 # Last: the final report and play event are in the outbox by now.
                 self.telemetry.stop()
         return code
+
+    def _frame_clock(self) -> tuple[float, float]:
+        """Now, on the frames' clock: (monotonic, wall)."""
+        monotonic_offset, wall_offset = self._frame_clock_offset
+        return time.monotonic() + monotonic_offset, time.time() + wall_offset
 
     def _source_ended(self) -> int:
         """The exit code once a finite source ended: a failure if it never gave a frame."""

@@ -48,8 +48,10 @@ class SourceConfig(ConfigModel):
     realtime: bool = setting(
         True,
         "Real time",
-        "Play a video file at its own frame rate, as a camera would deliver it; false reads it as"
-        " fast as the pipeline goes. Ignored for cameras, streams and image folders.",
+        "Play a video file at its own frame rate, as a camera would deliver it; false reads every"
+        " frame as fast as the pipeline goes, timed by the file's own clock (frame n at n / fps"
+        " after the start), so counts, dwell and report windows are in video time. Ignored for"
+        " cameras, streams and image folders.",
     )
     horizontal_fov_deg: float = setting(
         70.0,

@@ -126,6 +126,26 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+class VideoClock:
+    """The time a video file tells, for a file read faster (or slower) than real time: its
+    n-th frame comes 1/fps after the one before, whatever the wall clock says, so the tracker
+    and the counting see the people move and stay as they did in the file. Counted from the
+    moment of the first frame; one clock is shared by every source a reader builds for the
+    file (reopened after a failure, rewound to loop), so it never runs backwards."""
+
+    def __init__(self) -> None:
+        self._origin: tuple[float, float] | None = None  # monotonic and wall time at frame 0
+        self._elapsed_s = 0.0
+
+    def stamp(self, index: int, rgb: np.ndarray, fps: float) -> Frame:
+        if self._origin is None:
+            self._origin = (time.monotonic(), time.time())
+        monotonic, wall = self._origin
+        frame = Frame(index, monotonic + self._elapsed_s, wall + self._elapsed_s, rgb)
+        self._elapsed_s += 1.0 / fps
+        return frame
+
+
 class Pacer:
     """Spaces frames `1 / fps` apart in real time, for playing a file as if it were live.
 

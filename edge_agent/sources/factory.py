@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from edge_agent.sources.base import EndOfStream, FrameSource, SourceError
+from edge_agent.sources.base import EndOfStream, FrameSource, SourceError, VideoClock
 from edge_agent.sources.images import ImageFolderSource
 from edge_agent.sources.opencv import OpenCVSource
 from edge_agent.sources.picamera import PiCameraSource
@@ -56,8 +56,12 @@ def reader_options(settings: SourceSettings) -> dict[str, Any]:
 
 def reader_for(settings: SourceSettings) -> LatestFrameReader:
     """The configured source behind a latest-frame reader (not started)."""
+    options = open_options(settings)
+    if parse_spec(settings.spec).kind == "video" and not settings.realtime:
+        # Every source built for the file (after a failure) goes on with the same clock.
+        options["clock"] = VideoClock()
     return LatestFrameReader(
-        lambda: open_source(settings.spec, **open_options(settings)), **reader_options(settings)
+        lambda: open_source(settings.spec, **options), **reader_options(settings)
     )
 
 

@@ -2,8 +2,9 @@
 
 Devices and streams are live: a failed read means the device or stream is gone, and the
 caller (LatestFrameReader) reopens with back-off. Files are finite unless `loop` is set, and
-are read as fast as possible (evaluation) unless `realtime` paces them to their own frame rate
-(a stand-in for a camera in demos).
+are read as fast as possible (batch processing, benchmarks) unless `realtime` paces them to
+their own frame rate (a stand-in for a camera in demos). Read as fast as possible, a file's
+frames are timed by its own clock (`VideoClock`), not by when they were decoded.
 
 A looping file that gives no frame at all in a pass (empty, or replaced by an empty one) is a
 broken source, like an unplugged camera: the reader retries it with back-off, and the daemon
@@ -20,7 +21,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.sources.base import EndOfStream, FrameSource, Pacer, SourceError, redact_url, to_rgb
+from edge_agent.sources.base import (
+    EndOfStream,
+    FrameSource,
+    Pacer,
+    SourceError,
+    VideoClock,
+    redact_url,
+    to_rgb,
+)
 from edge_agent.sources.spec import classify_target
 from edge_agent.sources.values import Frame
 
@@ -49,7 +58,10 @@ class OpenCVSource(FrameSource):
         realtime: bool = False,
         open_timeout: float = 5.0,
         read_timeout: float = 5.0,
+        clock: VideoClock | None = None,
     ) -> None:
+        """`clock`: for a file read as fast as possible, the clock its frames are timed by
+        (a reader shares one between the sources it builds for one file)."""
         self.kind = classify_target(target)
         if self.kind == "device":
             self.target: int | str = int(target) if str(target).isdigit() else os.fspath(target)
@@ -74,6 +86,10 @@ class OpenCVSource(FrameSource):
         self._index = 0
         self._pass_frames = 0  # frames read since the file was (re)opened
         self._pacer: Pacer | None = None
+        self._clock: VideoClock | None = None
+        if self.kind == "file" and not realtime:
+            self._clock = clock or VideoClock()
+        self._file_fps = DEFAULT_FILE_FPS
         self._damage_reported = False
 
     def describe(self) -> str:
@@ -88,10 +104,11 @@ class OpenCVSource(FrameSource):
             return
         self._cap = self._open_capture()
         self._pass_frames = 0
-        if self.kind == "file" and self.realtime:
+        if self.kind == "file":
             reported = self._cap.get(cv2.CAP_PROP_FPS)
-            fps = self.fps or (reported if 0 < reported < 1000 else DEFAULT_FILE_FPS)
-            self._pacer = Pacer(fps)
+            self._file_fps = self.fps or (reported if 0 < reported < 1000 else DEFAULT_FILE_FPS)
+            if self.realtime:
+                self._pacer = Pacer(self._file_fps)
         log.info("opened %s", self._summary())
 
     def _open_capture(self) -> cv2.VideoCapture:
@@ -167,6 +184,10 @@ class OpenCVSource(FrameSource):
         self._pass_frames += 1
         if self._pacer is not None:
             self._pacer.wait()
+        if self._clock is not None:
+            frame = self._clock.stamp(self._index, to_rgb(image), self._file_fps)
+            self._index += 1
+            return frame
         return self._stamp(to_rgb(image))
 
     def _report_damage(self, cap: cv2.VideoCapture) -> None:

@@ -242,5 +242,6 @@ class LatestFrameReader:
             self._pending = replace(frame, index=self._next_index)
             self._next_index += 1
             self._stalled = False
-            self._last_progress = frame.monotonic
+            # The wall clock: a file's frames carry the file's own time (VideoClock).
+            self._last_progress = time.monotonic()
             self._cond.notify_all()

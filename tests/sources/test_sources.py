@@ -14,13 +14,19 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.sources.base import EndOfStream, FrameSource, SourceError, redact_url
-from edge_agent.sources.factory import open_source
+from edge_agent.sources.base import (
+    EndOfStream,
+    FrameSource,
+    SourceError,
+    VideoClock,
+    redact_url,
+)
+from edge_agent.sources.factory import open_source, reader_for
 from edge_agent.sources.images import ImageFolderSource
 from edge_agent.sources.opencv import OpenCVSource
 from edge_agent.sources.picamera import PiCameraSource
 from edge_agent.sources.reader import LatestFrameReader
-from edge_agent.sources.values import Frame
+from edge_agent.sources.values import Frame, SourceSettings
 from tests.support import fake_picamera2
 from tests.support.polling import wait_until
 
@@ -86,6 +92,42 @@ def test_file_loop_wraps_around(video_file: Path) -> None:
         frames = [source.read(1.0) for _ in range(2 * FRAMES + 10)]
     assert [f.index for f in frames] == list(range(2 * FRAMES + 10))
     assert [encoded_index(f.image) for f in frames] == [i % FRAMES for i in range(len(frames))]
+
+
+def test_a_file_read_as_fast_as_possible_is_timed_by_its_own_clock(video_file: Path) -> None:
+    # Decoded in a fraction of their 2 s, with looping: the frames still say 1/30 s apart,
+    # and the wall time goes with them.
+    with OpenCVSource(video_file, loop=True) as source:
+        started = time.monotonic()
+        frames = [source.read(1.0) for _ in range(2 * FRAMES)]
+        decoding_s = time.monotonic() - started
+    steps = [b.monotonic - a.monotonic for a, b in itertools.pairwise(frames)]
+    assert steps == pytest.approx([1 / FPS] * (2 * FRAMES - 1))
+    walls = [b.wall_time - a.wall_time for a, b in itertools.pairwise(frames)]
+    assert walls == pytest.approx(steps, abs=1e-5)
+    assert frames[-1].monotonic - frames[0].monotonic > decoding_s
+
+
+def test_a_files_clock_goes_on_across_reopening(video_file: Path) -> None:
+    # The reader builds a fresh source after a failure; the file's time must not restart.
+    clock = VideoClock()
+    with OpenCVSource(video_file, clock=clock) as first:
+        before = [first.read(1.0) for _ in range(10)]
+    with OpenCVSource(video_file, clock=clock) as second:
+        after = [second.read(1.0) for _ in range(10)]
+    times = [f.monotonic for f in before + after if f is not None]
+    assert len(times) == 20
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([1 / FPS] * 19)
+
+
+def test_the_reader_of_a_file_read_as_fast_as_possible_shares_one_clock(
+    video_file: Path,
+) -> None:
+    reader = reader_for(SourceSettings(spec=str(video_file), realtime=False))
+    with reader:
+        frames = [reader.latest(timeout=5.0) for _ in range(FRAMES)]
+    times = [f.monotonic for f in frames if f is not None]
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([1 / FPS] * (FRAMES - 1))
 
 
 def test_file_realtime_is_paced_to_the_file_rate(video_file: Path) -> None:
