@@ -105,7 +105,7 @@ class FramePipeline:
         if full_scan:
             self._frames_to_full_scan = settings.full_scan_every - 1
             moved = self._motion.changed_regions(image) if self._motion is not None else None
-            # Also when the clock went back (a file played again from its start).
+            # Also when the clock went back (frames from another source).
             due = not 0 <= timestamp - self._whole_frame_at < settings.whole_frame_every_s
             if moved is None or due:
                 self._whole_frame_at = timestamp

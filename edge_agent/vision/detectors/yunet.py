@@ -209,8 +209,8 @@ _REGION_MODELS = 16
 # MODELS.md, and the tracker bridges a missed frame): a region of larger faces is seen
 # smaller, and its cost falls with the square of the scale. 38 px with the pipeline's region
 # margin of 0.75 makes a lone face's region 95 px, one 96x96 input (0.4 ms here; 48 px makes
-# it 128x128, 0.8 ms). Counts, tracks and viewers on the real and generated clips were the
-# same at 38, 48 and 56 px (MODELS.md).
+# it 128x128, 0.8 ms). Counts and tracks on the real and generated clips were the same at 38
+# and 48 px (2026-12-04), once the tracker's size gate allowed for a turning head.
 REGION_FACE_PX = 38.0
 
 
