@@ -99,10 +99,11 @@ class VisionConfig(ConfigModel):
     full_scan_every: int = setting(
         FULL_SCAN_EVERY,
         "Full scan every",
-        "The daemon searches the whole frame once every this many frames and, in between, only"
-        " around the faces it is following; a new face is found at the next full scan. 1: the"
-        " whole frame every time (the cost of a full scan on every frame). YuNet on the CPU"
-        " only: BlazeFace and the Edge TPU always scan the whole frame.",
+        "The daemon makes a full scan for new faces once every this many frames (the whole"
+        " frame, or with motion_scan where the picture changed) and, in between, searches only"
+        " around the faces it is following; a new face is found at the next full scan. 1: a"
+        " full scan on every frame. YuNet on the CPU only: BlazeFace and the Edge TPU always"
+        " scan the whole frame.",
         ge=1,
         le=100,
     )
